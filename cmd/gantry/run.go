@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"gantry/internal/app"
+	"gantry/internal/config"
+)
+
+const usage = `gantry: a GitLab-compatible CI job coordinator
+
+usage: gantry <command> [flags]
+
+commands:
+  server   serve the API (GitLab REST API v4)
+  bench    run a shipped benchmark (gantry bench -h)
+  version  print the version
+`
+
+// run is the whole program; main only calls it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("missing command")
+	}
+	switch args[1] {
+	case "server":
+		return runServer(ctx, args[2:], getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args[2:], getenv, stdout, stderr)
+	case "version":
+		fmt.Fprintf(stdout, "gantry (GitLab API %s)\n", app.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[1])
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func runServer(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, fs, err := config.Load("gantry server", args, getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	_ = fs
+	log := newLogger(stderr, cfg.LogLevel)
+	a, err := app.New(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	token, err := a.Bootstrap(ctx)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		fmt.Fprintf(stdout, "Created user root. Its personal access token (shown once): %s\n", token)
+	}
+	l, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	log.Info("gantry listening", "addr", l.Addr().String(), "external_url", cfg.ExternalURL, "store", a.Store.Dialect())
+	fmt.Fprintf(stdout, "gantry listening on http://%s (store: %s)\n", l.Addr().String(), a.Store.Dialect())
+	return a.Serve(ctx, srv, func() error { return srv.Serve(l) })
+}

@@ -1,0 +1,163 @@
+// Package app wires gantry's parts together: storage, the public API,
+// health and metrics. cmd/gantry and the end-to-end tests both use it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"gantry/internal/ci"
+	"gantry/internal/config"
+	"gantry/internal/httpapi"
+	"gantry/internal/store"
+	"gantry/internal/store/postgres"
+	"gantry/internal/store/sqlite"
+)
+
+// Version is the GitLab version gantry reports; clients gate features on it.
+const Version = "17.9.3"
+
+// Revision identifies gantry's build.
+const Revision = "gantry"
+
+// App is one gantry node.
+type App struct {
+	Config config.Config
+	Store  store.Store
+	API    *httpapi.API
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	now    func() time.Time
+}
+
+// Options are the parts tests may replace.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Store, if set, is used instead of opening one from the config.
+	Store store.Store
+}
+
+// OpenStore opens the store the configuration selects.
+func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+	if cfg.DatabaseURL != "" {
+		return postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DBMaxConns})
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Readers: cfg.SQLiteReaders})
+}
+
+// New opens storage and builds the API.
+func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	st := opt.Store
+	if st == nil {
+		var err error
+		if st, err = OpenStore(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := httpapi.New(httpapi.Config{
+		ExternalURL: cfg.ExternalURL, Version: Version, Revision: Revision, ArchiveBuildsOlderThan: cfg.ArchiveBuildsOlderThan,
+	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg})
+	return &App{Config: cfg, Store: st, API: api, log: opt.Logger, reg: reg, now: opt.Now}, nil
+}
+
+// Bootstrap creates the admin user root on first start. It returns the
+// root token when it generated one (to be printed once), else "".
+func (a *App) Bootstrap(ctx context.Context) (string, error) {
+	n, err := a.Store.CountUsers(ctx)
+	if err != nil {
+		return "", err
+	}
+	if n > 0 {
+		return "", nil
+	}
+	now := a.now()
+	root, err := a.Store.CreateUser(ctx, store.CreateUserParams{Username: "root", Name: "Administrator", Email: "admin@example.com", Admin: true, Now: now})
+	if err != nil {
+		return "", fmt.Errorf("create root: %w", err)
+	}
+	secret, generated := a.Config.InitialRootToken, false
+	if secret == "" {
+		secret, generated = ci.NewSecret(ci.PersonalTokenPrefix), true
+	}
+	if _, err := a.Store.CreateToken(ctx, store.CreateTokenParams{UserID: root.ID, Name: "initial root token", Digest: ci.HashToken(secret), Scopes: []ci.Scope{ci.ScopeAPI}, Now: now}); err != nil {
+		return "", fmt.Errorf("create root token: %w", err)
+	}
+	if generated {
+		return secret, nil
+	}
+	return "", nil
+}
+
+// Handler is the node's whole HTTP surface.
+func (a *App) Handler() http.Handler {
+	mux := http.NewServeMux()
+	api := a.API.Handler()
+	mux.Handle("/api/v4/", api)
+	mux.Handle("/-/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /-/liveness", func(w http.ResponseWriter, r *http.Request) {
+		writeStatus(w, http.StatusOK, `{"status":"ok"}`)
+	})
+	mux.HandleFunc("GET /-/readiness", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := a.Store.Ping(ctx); err != nil {
+			a.log.Warn("readiness: database unreachable", "err", err)
+			writeStatus(w, http.StatusServiceUnavailable, `{"status":"failed","master_check":[{"status":"failed","message":"database unreachable"}]}`)
+			return
+		}
+		writeStatus(w, http.StatusOK, `{"status":"ok","master_check":[{"status":"ok"}]}`)
+	})
+	return mux
+}
+
+func writeStatus(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body)
+}
+
+// Serve runs the HTTP server on l until ctx ends, then shuts down gracefully.
+func (a *App) Serve(ctx context.Context, srv *http.Server, serve func() error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Close releases storage.
+func (a *App) Close() error { return a.Store.Close() }

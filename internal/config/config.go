@@ -1,0 +1,127 @@
+// Package config holds gantry's configuration: one struct, filled from
+// defaults, then environment, then flags. Nothing here is global.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration. The environment names are a
+// contract: GANTRY_LISTEN, GANTRY_DATA_DIR, GANTRY_EXTERNAL_URL,
+// GANTRY_DATABASE_URL, GANTRY_INITIAL_ROOT_TOKEN.
+type Config struct {
+	Listen           string
+	DataDir          string
+	ExternalURL      string
+	DatabaseURL      string
+	InitialRootToken string
+	LogLevel         string
+	// DBMaxConns bounds the PostgreSQL pool of this node.
+	DBMaxConns int
+	// SQLiteReaders is the size of SQLite's read pool.
+	SQLiteReaders int
+	// ArchiveBuildsOlderThan archives jobs older than this; 0 never.
+	ArchiveBuildsOlderThan time.Duration
+	ShutdownTimeout        time.Duration
+}
+
+// Defaults returns the configuration before environment and flags.
+func Defaults() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		DataDir:         "./gantry-data",
+		LogLevel:        "info",
+		DBMaxConns:      16,
+		SQLiteReaders:   4,
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Load fills a Config from getenv, then from flags in args.
+func Load(name string, args []string, getenv func(string) string) (Config, *flag.FlagSet, error) {
+	c := Defaults()
+	env := func(key string, dst *string) {
+		if v := getenv(key); v != "" {
+			*dst = v
+		}
+	}
+	env("GANTRY_LISTEN", &c.Listen)
+	env("GANTRY_DATA_DIR", &c.DataDir)
+	env("GANTRY_EXTERNAL_URL", &c.ExternalURL)
+	env("GANTRY_DATABASE_URL", &c.DatabaseURL)
+	env("GANTRY_INITIAL_ROOT_TOKEN", &c.InitialRootToken)
+	env("GANTRY_LOG_LEVEL", &c.LogLevel)
+	var errs []string
+	envInt := func(key string, dst *int) {
+		if v := getenv(key); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, key+" must be a positive integer")
+				return
+			}
+			*dst = n
+		}
+	}
+	envDur := func(key string, dst *time.Duration) {
+		if v := getenv(key); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				errs = append(errs, key+" must be a duration such as 720h")
+				return
+			}
+			*dst = d
+		}
+	}
+	envInt("GANTRY_DB_MAX_CONNS", &c.DBMaxConns)
+	envInt("GANTRY_SQLITE_READERS", &c.SQLiteReaders)
+	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
+	if len(errs) > 0 {
+		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
+	}
+
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.Listen, "listen", c.Listen, "listen address (GANTRY_LISTEN)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (GANTRY_DATA_DIR)")
+	fs.StringVar(&c.ExternalURL, "external-url", c.ExternalURL, "base of every URL the server writes (GANTRY_EXTERNAL_URL)")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres://… selects PostgreSQL; empty means SQLite (GANTRY_DATABASE_URL)")
+	fs.StringVar(&c.InitialRootToken, "initial-root-token", c.InitialRootToken, "root's token on first start (GANTRY_INITIAL_ROOT_TOKEN)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (GANTRY_LOG_LEVEL)")
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size (GANTRY_DB_MAX_CONNS)")
+	fs.IntVar(&c.SQLiteReaders, "sqlite-readers", c.SQLiteReaders, "SQLite read connections (GANTRY_SQLITE_READERS)")
+	fs.DurationVar(&c.ArchiveBuildsOlderThan, "archive-builds-older-than", c.ArchiveBuildsOlderThan, "archive jobs older than this; 0 never (GANTRY_ARCHIVE_BUILDS_OLDER_THAN)")
+	if err := fs.Parse(args); err != nil {
+		return c, fs, err
+	}
+	return c, fs, c.finish()
+}
+
+func (c *Config) finish() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("config: listen address %q: %w", c.Listen, err)
+	}
+	if c.ExternalURL == "" {
+		c.ExternalURL = "http://" + c.Listen
+	}
+	c.ExternalURL = strings.TrimRight(c.ExternalURL, "/")
+	if !strings.HasPrefix(c.ExternalURL, "http://") && !strings.HasPrefix(c.ExternalURL, "https://") {
+		return fmt.Errorf("config: external URL %q must start with http:// or https://", c.ExternalURL)
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+		return fmt.Errorf("config: database URL must be postgres://…")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log level %q", c.LogLevel)
+	}
+	return nil
+}
+
+// SQLitePath is where the embedded database lives.
+func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "gantry.db") }

@@ -1,0 +1,12 @@
+package httpapi
+
+import "net/http"
+
+// GET /version
+func (a *API) handleVersion(w http.ResponseWriter, r *http.Request) error {
+	if _, err := a.requireUser(r, authUserOrJob); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"version": a.cfg.Version, "revision": a.cfg.Revision, "kas": map[string]any{"enabled": false, "externalUrl": nil, "version": nil}, "enterprise": false})
+	return nil
+}

@@ -1,0 +1,165 @@
+package httpapi
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"gantry/internal/ci"
+)
+
+// jobContext holds what rendering a batch of jobs needs, loaded with one
+// query per related table rather than one per job.
+type jobContext struct {
+	project   *ci.Project
+	pipelines map[int64]*ci.Pipeline
+	users     map[int64]*ci.User
+	commits   map[string]*ci.Commit
+	runners   map[int64]*ci.Runner
+	managers  map[int64]*ci.RunnerManager
+	artifacts map[int64][]*ci.Artifact
+	now       time.Time
+}
+
+func (a *API) loadJobContext(ctx context.Context, p *ci.Project, jobs []*ci.Job) (*jobContext, error) {
+	jc := &jobContext{project: p, now: a.now()}
+	var pipelineIDs, userIDs, runnerIDs, managerIDs, jobIDs []int64
+	for _, j := range jobs {
+		pipelineIDs = append(pipelineIDs, j.PipelineID)
+		if j.DownstreamPipelineID != nil {
+			pipelineIDs = append(pipelineIDs, *j.DownstreamPipelineID)
+		}
+		if j.UserID != nil {
+			userIDs = append(userIDs, *j.UserID)
+		}
+		if j.RunnerID != nil {
+			runnerIDs = append(runnerIDs, *j.RunnerID)
+		}
+		if j.RunnerManagerID != nil {
+			managerIDs = append(managerIDs, *j.RunnerManagerID)
+		}
+		if j.Kind == ci.KindBuild {
+			jobIDs = append(jobIDs, j.ID)
+		}
+	}
+	var err error
+	if jc.pipelines, err = a.store.PipelinesByIDs(ctx, pipelineIDs); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var shas []string
+	for _, j := range jobs {
+		if pl := jc.pipelines[j.PipelineID]; pl != nil && !seen[pl.SHA] {
+			seen[pl.SHA] = true
+			shas = append(shas, pl.SHA)
+		}
+	}
+	if jc.users, err = a.store.UsersByIDs(ctx, userIDs); err != nil {
+		return nil, err
+	}
+	if jc.commits, err = a.store.CommitsBySHA(ctx, p.ID, shas); err != nil {
+		return nil, err
+	}
+	if jc.runners, err = a.store.RunnersByIDs(ctx, runnerIDs); err != nil {
+		return nil, err
+	}
+	if jc.managers, err = a.store.RunnerManagersByIDs(ctx, managerIDs); err != nil {
+		return nil, err
+	}
+	if jc.artifacts, err = a.store.ArtifactsByJobIDs(ctx, jobIDs); err != nil {
+		return nil, err
+	}
+	return jc, nil
+}
+
+func (a *API) jobBasic(jc *jobContext, j *ci.Job) jobBasicEntity {
+	e := jobBasicEntity{
+		ID: j.ID, Status: string(j.Status), Stage: j.Stage, Name: j.Name, Ref: j.Ref, Tag: j.Tag, Coverage: j.Coverage,
+		AllowFailure: j.AllowFailure, CreatedAt: Time(j.CreatedAt), StartedAt: tp(j.StartedAt), FinishedAt: tp(j.FinishedAt),
+		ErasedAt: tp(j.ErasedAt), Duration: j.Duration(jc.now), QueuedDuration: j.QueuedDuration(jc.now),
+		WebURL:  a.projectURL(jc.project) + "/-/jobs/" + strconv.FormatInt(j.ID, 10),
+		Project: jobProjectEntity{CIJobTokenScopeEnabled: jc.project.CIJobTokenScopeEnabled},
+	}
+	if j.UserID != nil {
+		e.User = a.userEntity(jc.users[*j.UserID])
+	}
+	if pl := jc.pipelines[j.PipelineID]; pl != nil {
+		e.Pipeline = a.pipelineBasic(jc.project, pl)
+		e.Commit = a.commitEntity(jc.project, jc.commits[pl.SHA])
+	}
+	if j.Status == ci.StatusFailed {
+		e.FailureReason = string(j.FailureReason)
+		if e.FailureReason == "" {
+			e.FailureReason = string(ci.FailureUnknown)
+		}
+	}
+	return e
+}
+
+// artifactFields fills artifacts, artifacts_file and artifacts_expire_at.
+func (a *API) artifactFields(jc *jobContext, j *ci.Job) ([]artifactEntity, *artifactsFileEntity) {
+	arts := []artifactEntity{}
+	var file *artifactsFileEntity
+	for _, art := range jc.artifacts[j.ID] {
+		arts = append(arts, artifactEntity{FileType: art.FileType, Size: art.Size, Filename: art.Filename, FileFormat: art.FileFormat})
+		if art.FileType == "archive" && (art.ExpireAt == nil || art.ExpireAt.After(jc.now)) {
+			file = &artifactsFileEntity{Filename: art.Filename, Size: art.Size}
+		}
+	}
+	return arts, file
+}
+
+func sortedTags(tags []string) []string {
+	if tags == nil {
+		return []string{}
+	}
+	return tags
+}
+
+// jobEntityOf renders a build with the Job entity.
+func (a *API) jobEntityOf(jc *jobContext, j *ci.Job) any {
+	arts, file := a.artifactFields(jc, j)
+	var runner *runnerEntity
+	var manager *runnerManagerEntity
+	if j.RunnerID != nil {
+		r := jc.runners[*j.RunnerID]
+		if r != nil {
+			rc := *r
+			rc.Busy = j.Status.Executing()
+			runner = runnerEntityOf(&rc, jc.now)
+		}
+	}
+	if j.RunnerManagerID != nil {
+		manager = runnerManagerEntityOf(jc.managers[*j.RunnerManagerID], j.Status.Executing(), jc.now)
+	}
+	if j.Kind == ci.KindBridge {
+		// Retry renders a bridge with the Job entity: no runner_manager key,
+		// and the single pseudo-tag "bridge".
+		return &jobEntity{jobBasicEntity: a.jobBasic(jc, j), Artifacts: []artifactEntity{}, Archived: a.archived(j, jc.now), TagList: []string{"bridge"}}
+	}
+	return &jobEntityBuild{
+		jobBasicEntity: a.jobBasic(jc, j), ArtifactsFile: file, Artifacts: arts, Runner: runner, RunnerManager: manager,
+		ArtifactsExpireAt: tp(j.ArtifactsExpireAt), Archived: a.archived(j, jc.now), TagList: sortedTags(j.TagList),
+	}
+}
+
+func (a *API) bridgeEntityOf(jc *jobContext, j *ci.Job) *bridgeEntity {
+	e := &bridgeEntity{jobBasicEntity: a.jobBasic(jc, j)}
+	if j.DownstreamPipelineID != nil {
+		if dp := jc.pipelines[*j.DownstreamPipelineID]; dp != nil {
+			dproj := jc.project
+			if dp.ProjectID != jc.project.ID {
+				if other, err := a.store.ProjectByID(context.Background(), dp.ProjectID); err == nil {
+					dproj = other
+				}
+			}
+			e.DownstreamPipeline = a.pipelineBasic(dproj, dp)
+		}
+	}
+	return e
+}
+
+// archived applies the instance setting archive_builds_older_than.
+func (a *API) archived(j *ci.Job, now time.Time) bool {
+	return a.cfg.ArchiveBuildsOlderThan > 0 && now.Sub(j.CreatedAt) > a.cfg.ArchiveBuildsOlderThan
+}

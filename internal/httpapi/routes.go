@@ -1,0 +1,53 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"gantry/internal/ci"
+)
+
+// addRoutes is the whole public API surface. Every GET also answers HEAD.
+func (a *API) addRoutes(mux router) {
+	h := a.wrap
+	const v4 = "/api/v4"
+
+	mux.Handle("GET "+v4+"/version", h(a.handleVersion))
+	mux.Handle("GET "+v4+"/user", h(a.handleCurrentUser))
+	mux.Handle("GET "+v4+"/users/{id}", h(a.handleGetUser))
+	mux.Handle("POST "+v4+"/users", h(a.handleCreateUser))
+	mux.Handle("POST "+v4+"/users/{id}/personal_access_tokens", h(a.handleCreateUserToken))
+
+	mux.Handle("POST "+v4+"/groups", h(a.handleCreateGroup))
+	mux.Handle("GET "+v4+"/groups/{id}", h(a.handleGetGroup))
+	mux.Handle("POST "+v4+"/groups/{id}/members", h(a.handleAddGroupMember))
+
+	mux.Handle("GET "+v4+"/projects", h(a.handleListProjects))
+	mux.Handle("POST "+v4+"/projects", h(a.handleCreateProject))
+	mux.Handle("GET "+v4+"/projects/{id}", h(a.handleGetProject))
+	mux.Handle("POST "+v4+"/projects/{id}/members", h(a.handleAddProjectMember))
+
+	mux.Handle("GET "+v4+"/projects/{id}/jobs", h(a.handleListProjectJobs))
+	mux.Handle("GET "+v4+"/projects/{id}/jobs/{job_id}", h(a.handleGetJob))
+	mux.Handle("GET "+v4+"/projects/{id}/jobs/{job_id}/trace", h(a.handleGetTrace))
+	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/jobs", h(a.handleListPipelineJobs(ci.KindBuild)))
+	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/bridges", h(a.handleListPipelineJobs(ci.KindBridge)))
+	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/trigger_jobs", h(a.handleListPipelineJobs(ci.KindBridge)))
+	mux.Handle("GET "+v4+"/job", h(a.handleGetJobOfToken))
+}
+
+// router is what addRoutes registers on: a ServeMux, or a recorder.
+type router interface {
+	Handle(pattern string, h http.Handler)
+}
+
+type routeRecorder struct{ patterns []string }
+
+func (rr *routeRecorder) Handle(pattern string, _ http.Handler) { rr.patterns = append(rr.patterns, pattern) }
+
+// Routes lists every route pattern ("METHOD /path"), so that test matrices
+// are generated from the route table and no route escapes them.
+func (a *API) Routes() []string {
+	rr := &routeRecorder{}
+	a.addRoutes(rr)
+	return rr.patterns
+}

@@ -1,0 +1,86 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"gantry/internal/ci"
+)
+
+func (db *DB) InsertArtifact(ctx context.Context, a ci.Artifact) (*ci.Artifact, error) {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		a.ID, err = db.insertID(ctx, tx, `INSERT INTO artifacts (job_id, project_id, file_type, file_format, filename, size, blob_key, expire_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.JobID, a.ProjectID, a.FileType, a.FileFormat, a.Filename, a.Size, a.BlobKey, tmp(a.ExpireAt), tm(a.CreatedAt))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+func (db *DB) ArtifactsByJobIDs(ctx context.Context, ids []int64) (map[int64][]*ci.Artifact, error) {
+	out := map[int64][]*ci.Artifact{}
+	ids = uniqueIDs(ids)
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT id, job_id, project_id, file_type, file_format, filename, size, blob_key, expire_at, created_at
+		FROM artifacts WHERE job_id IN (`+placeholders(len(ids))+`) ORDER BY id`), int64Args(ids)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a ci.Artifact
+		var exp sql.NullInt64
+		var created int64
+		if err := rows.Scan(&a.ID, &a.JobID, &a.ProjectID, &a.FileType, &a.FileFormat, &a.Filename, &a.Size, &a.BlobKey, &exp, &created); err != nil {
+			return nil, err
+		}
+		a.ExpireAt, a.CreatedAt = fromNull(exp), fromMicros(created)
+		out[a.JobID] = append(out[a.JobID], &a)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) AppendTrace(ctx context.Context, jobID int64, offset int64, data []byte) (int64, error) {
+	var length int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COALESCE(SUM(length(data)), 0) FROM trace_chunks WHERE job_id = ?`), jobID).Scan(&length); err != nil {
+			return err
+		}
+		if offset != length {
+			return fmt.Errorf("%w: trace offset %d, length %d", ci.ErrConflict, offset, length)
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO trace_chunks (job_id, start_offset, data) VALUES (?, ?, ?)`), jobID, offset, data); err != nil {
+			return db.translate(err)
+		}
+		length += int64(len(data))
+		return nil
+	})
+	return length, err
+}
+
+func (db *DB) ReadTrace(ctx context.Context, jobID int64) ([]byte, error) {
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT data FROM trace_chunks WHERE job_id = ? ORDER BY start_offset`), jobID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []byte
+	for rows.Next() {
+		var chunk []byte
+		if err := rows.Scan(&chunk); err != nil {
+			return nil, err
+		}
+		out = append(out, chunk...)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,279 @@
+// Package sqldb is the SQL core shared by the SQLite and PostgreSQL
+// adapters. Queries are written once with `?` placeholders and rebound for
+// PostgreSQL; the adapters supply connections, migrations and the few
+// statements whose dialects differ.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"gantry/internal/ci"
+)
+
+// Dialect tells the core how an adapter's SQL differs.
+type Dialect struct {
+	Name string // "sqlite" or "postgres"
+	// IsUniqueViolation reports whether err is a unique-constraint failure,
+	// judged by the driver's error code.
+	IsUniqueViolation func(err error) bool
+}
+
+// DB implements store.Store on database/sql.
+type DB struct {
+	dialect Dialect
+	read    *sql.DB
+	write   *sql.DB
+	// writeMu serialises writers on SQLite (one writer); nil on PostgreSQL.
+	writeMu *sync.Mutex
+
+	qcache sync.Map // query text → rebound text
+}
+
+// New wraps already-open pools. On SQLite, write is a pool of one.
+func New(d Dialect, read, write *sql.DB, serializeWrites bool) *DB {
+	db := &DB{dialect: d, read: read, write: write}
+	if serializeWrites {
+		db.writeMu = &sync.Mutex{}
+	}
+	return db
+}
+
+func (db *DB) Dialect() string { return db.dialect.Name }
+
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+func (db *DB) Close() error {
+	err := db.read.Close()
+	if db.write != db.read {
+		if werr := db.write.Close(); err == nil {
+			err = werr
+		}
+	}
+	return err
+}
+
+// WritePool exposes the writer pool to adapter-specific code (bulk loads).
+func (db *DB) WritePool() *sql.DB { return db.write }
+
+// q rebinds `?` placeholders to `$n` for PostgreSQL, caching the result.
+func (db *DB) q(query string) string {
+	if db.dialect.Name != "postgres" {
+		return query
+	}
+	if v, ok := db.qcache.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	inStr := false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		if c == '\'' {
+			inStr = !inStr
+		}
+		if c == '?' && !inStr {
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	out := b.String()
+	db.qcache.Store(query, out)
+	return out
+}
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// tx runs fn in a write transaction.
+func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.writeMu != nil {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// exec runs one write statement outside an explicit transaction.
+func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if db.writeMu != nil {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
+	return db.write.ExecContext(ctx, db.q(query), args...)
+}
+
+// insertID runs an INSERT … RETURNING id.
+func (db *DB) insertID(ctx context.Context, q querier, query string, args ...any) (int64, error) {
+	var id int64
+	err := q.QueryRowContext(ctx, db.q(query+" RETURNING id"), args...).Scan(&id)
+	if err != nil {
+		return 0, db.translate(err)
+	}
+	return id, nil
+}
+
+// translate maps driver errors to domain kinds.
+func (db *DB) translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return ci.ErrNotFound
+	}
+	if db.dialect.IsUniqueViolation != nil && db.dialect.IsUniqueViolation(err) {
+		return fmt.Errorf("%w: %v", ci.ErrConflict, err)
+	}
+	return err
+}
+
+// Migrate applies the embedded migrations (files NNNN_name.sql, in name
+// order) that are not yet recorded, each in its own transaction.
+func Migrate(ctx context.Context, db *sql.DB, dialect string, files fs.FS) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	names, err := fs.Glob(files, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		version := strings.TrimSuffix(name, ".sql")
+		body, err := fs.ReadFile(files, name)
+		if err != nil {
+			return err
+		}
+		if err := applyMigration(ctx, db, dialect, version, string(body)); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, dialect, version, body string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if dialect == "postgres" {
+		// Serialise concurrent migrators (several nodes starting at once).
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7301001)`); err != nil {
+			return err
+		}
+	}
+	var n int
+	ph := "?"
+	if dialect == "postgres" {
+		ph = "$1"
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = `+ph, version).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, body); err != nil {
+		return err
+	}
+	ins := `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`
+	if dialect == "postgres" {
+		ins = `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`
+	}
+	if _, err := tx.ExecContext(ctx, ins, version, time.Now().UnixMicro()); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// Time helpers: columns hold UTC microseconds.
+
+func tm(t time.Time) int64 { return t.UTC().UnixMicro() }
+
+func tmp(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UTC().UnixMicro()
+}
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+func fromNull(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}
+
+func nullID(v sql.NullInt64) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	x := v.Int64
+	return &x
+}
+
+func idArg(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// placeholders returns "?, ?, ?" for n values.
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return strings.Repeat("?, ", n-1) + "?"
+}
+
+func int64Args(ids []int64) []any {
+	out := make([]any, len(ids))
+	for i, id := range ids {
+		out[i] = id
+	}
+	return out
+}
+
+// uniqueIDs drops duplicates, keeping order.
+func uniqueIDs(ids []int64) []int64 {
+	seen := make(map[int64]struct{}, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if _, ok := seen[id]; ok {
+			continue
+		}
+		seen[id] = struct{}{}
+		out = append(out, id)
+	}
+	return out
+}

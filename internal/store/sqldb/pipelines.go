@@ -1,0 +1,86 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"gantry/internal/ci"
+)
+
+func zoneFor(offset int) *time.Location {
+	if offset == 0 {
+		return time.UTC
+	}
+	return time.FixedZone("", offset)
+}
+
+const pipelineCols = `id, iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration`
+
+func scanPipeline(row interface{ Scan(...any) error }) (*ci.Pipeline, error) {
+	var p ci.Pipeline
+	var user, parent, started, finished sql.NullInt64
+	var created, updated int64
+	var dur sql.NullFloat64
+	if err := row.Scan(&p.ID, &p.IID, &p.ProjectID, &p.SHA, &p.BeforeSHA, &p.Ref, &p.Tag, &p.Status, &p.Source, &user, &parent,
+		&created, &updated, &started, &finished, &dur); err != nil {
+		return nil, err
+	}
+	p.UserID, p.ParentID = nullID(user), nullID(parent)
+	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
+	p.StartedAt, p.FinishedAt = fromNull(started), fromNull(finished)
+	if dur.Valid {
+		p.Duration = &dur.Float64
+	}
+	return &p, nil
+}
+
+func (db *DB) InsertPipeline(ctx context.Context, p ci.Pipeline) (*ci.Pipeline, error) {
+	var id int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var iid int64
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COALESCE(MAX(iid), 0) + 1 FROM pipelines WHERE project_id = ?`), p.ProjectID).Scan(&iid); err != nil {
+			return err
+		}
+		var dur any
+		if p.Duration != nil {
+			dur = *p.Duration
+		}
+		var err error
+		id, err = db.insertID(ctx, tx, `INSERT INTO pipelines (iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			iid, p.ProjectID, p.SHA, p.BeforeSHA, p.Ref, p.Tag, string(p.Status), string(p.Source), idArg(p.UserID), idArg(p.ParentID),
+			tm(p.CreatedAt), tm(p.UpdatedAt), tmp(p.StartedAt), tmp(p.FinishedAt), dur)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return db.PipelineByID(ctx, p.ProjectID, id)
+}
+
+func (db *DB) PipelineByID(ctx context.Context, projectID, id int64) (*ci.Pipeline, error) {
+	p, err := scanPipeline(db.read.QueryRowContext(ctx, db.q(`SELECT `+pipelineCols+` FROM pipelines WHERE id = ? AND project_id = ?`), id, projectID))
+	return p, db.translate(err)
+}
+
+func (db *DB) PipelinesByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Pipeline, error) {
+	out := map[int64]*ci.Pipeline{}
+	ids = uniqueIDs(ids)
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.read.QueryContext(ctx, db.q(`SELECT `+pipelineCols+` FROM pipelines WHERE id IN (`+placeholders(len(ids))+`)`), int64Args(ids)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanPipeline(rows)
+		if err != nil {
+			return nil, err
+		}
+		out[p.ID] = p
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,67 @@
+// Package sqlite is the embedded storage adapter: one database file in the
+// data directory, WAL mode, foreign keys on, a busy timeout, one writer
+// connection and a small pool of readers.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+
+	sqlite3 "github.com/mattn/go-sqlite3"
+
+	"gantry/internal/store/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options tune the adapter.
+type Options struct {
+	// Readers is the size of the read pool (default 4).
+	Readers int
+}
+
+// Open opens (creating if needed) the database at path and migrates it.
+func Open(ctx context.Context, path string, opt Options) (*sqldb.DB, error) {
+	if opt.Readers <= 0 {
+		opt.Readers = 4
+	}
+	base := "file:" + url.PathEscape(path) + "?_journal_mode=WAL&_foreign_keys=on&_busy_timeout=10000&_synchronous=NORMAL"
+	write, err := sql.Open("sqlite3", base+"&_txlock=immediate")
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	sub, _ := fs.Sub(migrations, "migrations")
+	if err := sqldb.Migrate(ctx, write, "sqlite", sub); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("sqlite migrate: %w", err)
+	}
+	read, err := sql.Open("sqlite3", base+"&_query_only=true")
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	read.SetMaxOpenConns(opt.Readers)
+	read.SetMaxIdleConns(opt.Readers)
+	read.SetConnMaxLifetime(0)
+	read.SetConnMaxIdleTime(0)
+	d := sqldb.Dialect{Name: "sqlite", IsUniqueViolation: isUniqueViolation}
+	return sqldb.New(d, read, write, true), nil
+}
+
+func isUniqueViolation(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		return se.ExtendedCode == sqlite3.ErrConstraintUnique || se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	}
+	return false
+}

@@ -1,0 +1,212 @@
+// Package store is gantry's storage seam. One interface, two adapters
+// (store/sqlite and store/postgres) sharing the SQL core in store/sqldb, and
+// one conformance suite (store/storetest) that runs against both.
+package store
+
+import (
+	"context"
+	"time"
+
+	"gantry/internal/ci"
+)
+
+// Store is everything the server persists. Methods return errors wrapping
+// ci.ErrNotFound, ci.ErrConflict or ci.ErrInvalid where those apply.
+type Store interface {
+	Users
+	Projects
+	Pipelines
+	Jobs
+	Runners
+	Artifacts
+	Traces
+
+	// Ping checks that the database answers (readiness).
+	Ping(ctx context.Context) error
+	// Dialect names the adapter: "sqlite" or "postgres".
+	Dialect() string
+	Close() error
+}
+
+// Users holds users and their personal access tokens.
+type Users interface {
+	// CreateUser returns ErrConflict when the username or email is taken.
+	CreateUser(ctx context.Context, p CreateUserParams) (*ci.User, error)
+	// UserByID returns ErrNotFound.
+	UserByID(ctx context.Context, id int64) (*ci.User, error)
+	UserByUsername(ctx context.Context, username string) (*ci.User, error)
+	UsersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.User, error)
+	CountUsers(ctx context.Context) (int64, error)
+	// CreateToken stores a token by its digest; ErrConflict on a digest clash.
+	CreateToken(ctx context.Context, p CreateTokenParams) (*ci.Token, error)
+	// TokenByDigest returns the token and its user, or ErrNotFound.
+	TokenByDigest(ctx context.Context, digest string) (*ci.Token, *ci.User, error)
+	RevokeToken(ctx context.Context, id int64) error
+}
+
+type CreateUserParams struct {
+	Username string
+	Name     string
+	Email    string
+	Admin    bool
+	Bot      bool
+	State    string
+	Now      time.Time
+}
+
+type CreateTokenParams struct {
+	UserID    int64
+	Name      string
+	Digest    string
+	Scopes    []ci.Scope
+	ExpiresAt *time.Time
+	Now       time.Time
+}
+
+// Projects holds namespaces, projects, memberships and commit metadata.
+type Projects interface {
+	// CreateNamespace returns ErrConflict when the full path is taken.
+	CreateNamespace(ctx context.Context, p CreateNamespaceParams) (*ci.Namespace, error)
+	NamespaceByID(ctx context.Context, id int64) (*ci.Namespace, error)
+	// NamespaceByFullPath is case-insensitive.
+	NamespaceByFullPath(ctx context.Context, fullPath string) (*ci.Namespace, error)
+	// CreateProject returns ErrConflict when the path is taken in the namespace.
+	CreateProject(ctx context.Context, p CreateProjectParams) (*ci.Project, error)
+	ProjectByID(ctx context.Context, id int64) (*ci.Project, error)
+	// ProjectByFullPath is case-insensitive.
+	ProjectByFullPath(ctx context.Context, fullPath string) (*ci.Project, error)
+	// ListProjects returns projects visible to the filter's viewer, id descending.
+	ListProjects(ctx context.Context, f ProjectFilter) ([]*ci.Project, error)
+	// AddMember inserts or updates a membership.
+	AddMember(ctx context.Context, p AddMemberParams) error
+	// ProjectAccess is the user's highest access to the project, from the
+	// project, its ancestor groups, and ownership of its user namespace.
+	ProjectAccess(ctx context.Context, userID int64, project *ci.Project) (ci.AccessLevel, error)
+	// NamespaceAncestors returns the namespace and its ancestors, nearest first.
+	NamespaceAncestors(ctx context.Context, id int64) ([]*ci.Namespace, error)
+	UpsertCommit(ctx context.Context, projectID int64, c ci.Commit) error
+	CommitsBySHA(ctx context.Context, projectID int64, shas []string) (map[string]*ci.Commit, error)
+}
+
+type CreateNamespaceParams struct {
+	Name        string
+	Path        string
+	Kind        ci.NamespaceKind
+	ParentID    *int64
+	OwnerID     *int64
+	Visibility  ci.Visibility
+	Description string
+	Now         time.Time
+}
+
+type CreateProjectParams struct {
+	NamespaceID   int64
+	Name          string
+	Path          string
+	Description   string
+	Visibility    ci.Visibility
+	PublicBuilds  bool
+	DefaultBranch string
+	CreatorID     int64
+	Now           time.Time
+}
+
+type ProjectFilter struct {
+	ViewerID   int64 // 0 for anonymous
+	Admin      bool
+	Membership bool // only projects the viewer is a member of
+	Search     string
+	AfterID    int64 // 0: from the newest
+	Offset     int
+	Limit      int
+}
+
+// MemberSource is what a membership grants access to.
+type MemberSource string
+
+const (
+	MemberOfProject   MemberSource = "project"
+	MemberOfNamespace MemberSource = "namespace"
+)
+
+type AddMemberParams struct {
+	Source      MemberSource
+	SourceID    int64
+	UserID      int64
+	AccessLevel ci.AccessLevel
+	ExpiresAt   *time.Time
+	Now         time.Time
+}
+
+// Pipelines holds pipelines.
+type Pipelines interface {
+	// InsertPipeline stores p as given (id and iid are assigned) and returns it.
+	InsertPipeline(ctx context.Context, p ci.Pipeline) (*ci.Pipeline, error)
+	// PipelineByID finds a pipeline inside a project; ErrNotFound otherwise.
+	PipelineByID(ctx context.Context, projectID, id int64) (*ci.Pipeline, error)
+	PipelinesByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Pipeline, error)
+}
+
+// Jobs holds builds and bridges.
+type Jobs interface {
+	// InsertJob stores j as given (the id is assigned) and returns it.
+	InsertJob(ctx context.Context, j ci.Job) (*ci.Job, error)
+	// JobByID finds a job inside a project; ErrNotFound otherwise.
+	JobByID(ctx context.Context, projectID, id int64) (*ci.Job, error)
+	// ListJobs returns jobs matching f, id descending.
+	ListJobs(ctx context.Context, f JobFilter) ([]*ci.Job, error)
+	// CountJobs counts matches up to limit (a cap keeps counting cheap).
+	CountJobs(ctx context.Context, f JobFilter, limit int) (int, error)
+	// TransitionJob moves a job along the transition table; ErrConflict if
+	// the move is illegal or the job changed since it was read.
+	TransitionJob(ctx context.Context, p TransitionParams) (*ci.Job, error)
+	// SetJobToken stores the digest of a job's token.
+	SetJobToken(ctx context.Context, jobID int64, digest string) error
+	// JobByTokenDigest finds the job owning a token, or ErrNotFound.
+	JobByTokenDigest(ctx context.Context, digest string) (*ci.Job, error)
+}
+
+// JobFilter selects jobs. Zero values mean "no restriction".
+type JobFilter struct {
+	ProjectID      int64
+	PipelineID     int64
+	Kind           ci.JobKind
+	Statuses       []ci.JobStatus
+	Ref            string // the pipeline's ref
+	IncludeRetried bool
+	BeforeID       int64 // keyset: id < BeforeID
+	Offset         int
+	Limit          int
+}
+
+type TransitionParams struct {
+	JobID         int64
+	From          ci.JobStatus
+	To            ci.JobStatus
+	FailureReason ci.FailureReason
+	Now           time.Time
+}
+
+// Runners holds runners and their managers.
+type Runners interface {
+	InsertRunner(ctx context.Context, r ci.Runner, tokenDigest string) (*ci.Runner, error)
+	RunnersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Runner, error)
+	InsertRunnerManager(ctx context.Context, m ci.RunnerManager) (*ci.RunnerManager, error)
+	RunnerManagersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.RunnerManager, error)
+}
+
+// Artifacts holds artifact records (the bytes live in blob storage).
+type Artifacts interface {
+	InsertArtifact(ctx context.Context, a ci.Artifact) (*ci.Artifact, error)
+	// ArtifactsByJobIDs returns each job's artifacts ordered by id.
+	ArtifactsByJobIDs(ctx context.Context, ids []int64) (map[int64][]*ci.Artifact, error)
+}
+
+// Traces holds live job logs as chunks.
+type Traces interface {
+	// AppendTrace stores data at offset; ErrConflict if offset is not the
+	// current length. Returns the new length.
+	AppendTrace(ctx context.Context, jobID int64, offset int64, data []byte) (int64, error)
+	// ReadTrace returns the whole live log (nil when there is none).
+	ReadTrace(ctx context.Context, jobID int64) ([]byte, error)
+}
