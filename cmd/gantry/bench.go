@@ -3,9 +3,49 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"strings"
+	"time"
+
+	"gantry/internal/bench"
 )
 
+const benchUsage = `usage: gantry bench <name> [flags]
+
+benchmarks:
+  jobs-list   GET /projects/:id/jobs (keyset) on a project of 1,000,000 jobs,
+              against a plain net/http handler serving the same bytes
+`
+
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("bench: not yet available")
+	if len(args) < 1 {
+		fmt.Fprint(stderr, benchUsage)
+		return errors.New("missing benchmark name")
+	}
+	switch args[0] {
+	case "jobs-list":
+		fs := flag.NewFlagSet("gantry bench jobs-list", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.JobsListOptions{}
+		stores := fs.String("stores", "sqlite,postgres", "comma-separated stores to measure")
+		fs.IntVar(&o.Jobs, "jobs", 1_000_000, "jobs loaded into the project")
+		fs.IntVar(&o.Conns, "conns", 32, "concurrent connections")
+		fs.IntVar(&o.PerPage, "per-page", 20, "page size")
+		fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each load phase")
+		fs.StringVar(&o.DatabaseURL, "database-url", getenv("GANTRY_BENCH_DATABASE_URL"), "PostgreSQL URL (GANTRY_BENCH_DATABASE_URL); its tables are emptied")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		o.Stores = strings.Split(*stores, ",")
+		if o.DatabaseURL == "" && strings.Contains(*stores, "postgres") {
+			fmt.Fprintln(stderr, "note: no PostgreSQL URL given; measuring SQLite only")
+			o.Stores = []string{"sqlite"}
+		}
+		_, err := bench.JobsList(ctx, o, stdout)
+		return err
+	}
+	fmt.Fprint(stderr, benchUsage)
+	return fmt.Errorf("unknown benchmark %q", args[0])
 }

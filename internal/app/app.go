@@ -20,6 +20,7 @@ import (
 	"gantry/internal/config"
 	"gantry/internal/httpapi"
 	"gantry/internal/store"
+	"gantry/internal/store/cache"
 	"gantry/internal/store/postgres"
 	"gantry/internal/store/sqlite"
 )
@@ -74,6 +75,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 			return nil, err
 		}
 	}
+	st = cache.New(st, cfg.ReadCacheTTL, opt.Now)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api := httpapi.New(httpapi.Config{

@@ -29,6 +29,9 @@ type Config struct {
 	// ArchiveBuildsOlderThan archives jobs older than this; 0 never.
 	ArchiveBuildsOlderThan time.Duration
 	ShutdownTimeout        time.Duration
+	// ReadCacheTTL bounds how stale cached tokens, projects, access levels,
+	// users and runners may be (0 disables the cache).
+	ReadCacheTTL time.Duration
 }
 
 // Defaults returns the configuration before environment and flags.
@@ -40,6 +43,7 @@ func Defaults() Config {
 		DBMaxConns:      16,
 		SQLiteReaders:   4,
 		ShutdownTimeout: 15 * time.Second,
+		ReadCacheTTL:    time.Second,
 	}
 }
 
@@ -81,6 +85,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envInt("GANTRY_DB_MAX_CONNS", &c.DBMaxConns)
 	envInt("GANTRY_SQLITE_READERS", &c.SQLiteReaders)
 	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
+	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
 	if len(errs) > 0 {
 		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
@@ -95,6 +100,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size (GANTRY_DB_MAX_CONNS)")
 	fs.IntVar(&c.SQLiteReaders, "sqlite-readers", c.SQLiteReaders, "SQLite read connections (GANTRY_SQLITE_READERS)")
 	fs.DurationVar(&c.ArchiveBuildsOlderThan, "archive-builds-older-than", c.ArchiveBuildsOlderThan, "archive jobs older than this; 0 never (GANTRY_ARCHIVE_BUILDS_OLDER_THAN)")
+	fs.DurationVar(&c.ReadCacheTTL, "read-cache-ttl", c.ReadCacheTTL, "how stale cached tokens, projects and memberships may be; 0 disables (GANTRY_READ_CACHE_TTL)")
 	if err := fs.Parse(args); err != nil {
 		return c, fs, err
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"strconv"
 	"time"
 
@@ -249,9 +250,9 @@ type jobBasicEntity struct {
 	ErasedAt       *Time                `json:"erased_at"`
 	Duration       *float64             `json:"duration"`
 	QueuedDuration *float64             `json:"queued_duration"`
-	User           *userEntity          `json:"user"`
-	Commit         *commitEntity        `json:"commit"`
-	Pipeline       *pipelineBasicEntity `json:"pipeline"`
+	User           json.RawMessage      `json:"user"`
+	Commit         json.RawMessage      `json:"commit"`
+	Pipeline       json.RawMessage      `json:"pipeline"`
 	FailureReason  string               `json:"failure_reason,omitempty"`
 	WebURL         string               `json:"web_url"`
 	Project        jobProjectEntity     `json:"project"`

@@ -88,11 +88,16 @@ func (a *API) writeJobs(w http.ResponseWriter, r *http.Request, p *ci.Project, j
 	if err != nil {
 		return err
 	}
-	out := make([]any, len(jobs))
+	buf := make([]byte, 0, 2048*len(jobs)+2)
+	buf = append(buf, '[')
 	for i, j := range jobs {
-		out[i] = a.jobEntityOf(jc, j)
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = a.appendJob(buf, jc, j)
 	}
-	writeJSON(w, http.StatusOK, out)
+	buf = append(buf, ']')
+	writeRawJSON(w, http.StatusOK, buf)
 	return nil
 }
 

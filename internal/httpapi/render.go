@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"context"
 	"strconv"
 	"time"
@@ -19,10 +20,59 @@ type jobContext struct {
 	managers  map[int64]*ci.RunnerManager
 	artifacts map[int64][]*ci.Artifact
 	now       time.Time
+
+	// Encoded sub-objects, shared by the jobs of one page: most jobs of a
+	// page have the same user, commit and pipeline.
+	encUsers     map[int64]json.RawMessage
+	encCommits   map[string]json.RawMessage
+	encPipelines map[int64]json.RawMessage
+	encRunners   map[[2]int64]json.RawMessage
+}
+
+func encode(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage("null")
+	}
+	return b
+}
+
+func (a *API) encUser(jc *jobContext, id int64) json.RawMessage {
+	if b, ok := jc.encUsers[id]; ok {
+		return b
+	}
+	b := json.RawMessage("null")
+	if u := jc.users[id]; u != nil {
+		b = encode(a.userEntity(u))
+	}
+	jc.encUsers[id] = b
+	return b
+}
+
+func (a *API) encCommit(jc *jobContext, sha string) json.RawMessage {
+	if b, ok := jc.encCommits[sha]; ok {
+		return b
+	}
+	b := json.RawMessage("null")
+	if c := jc.commits[sha]; c != nil {
+		b = encode(a.commitEntity(jc.project, c))
+	}
+	jc.encCommits[sha] = b
+	return b
+}
+
+func (a *API) encPipeline(jc *jobContext, pl *ci.Pipeline) json.RawMessage {
+	if b, ok := jc.encPipelines[pl.ID]; ok {
+		return b
+	}
+	b := encode(a.pipelineBasic(jc.project, pl))
+	jc.encPipelines[pl.ID] = b
+	return b
 }
 
 func (a *API) loadJobContext(ctx context.Context, p *ci.Project, jobs []*ci.Job) (*jobContext, error) {
-	jc := &jobContext{project: p, now: a.now()}
+	jc := &jobContext{project: p, now: a.now(), encUsers: map[int64]json.RawMessage{},
+		encCommits: map[string]json.RawMessage{}, encPipelines: map[int64]json.RawMessage{}, encRunners: map[[2]int64]json.RawMessage{}}
 	var pipelineIDs, userIDs, runnerIDs, managerIDs, jobIDs []int64
 	for _, j := range jobs {
 		pipelineIDs = append(pipelineIDs, j.PipelineID)
@@ -80,12 +130,13 @@ func (a *API) jobBasic(jc *jobContext, j *ci.Job) jobBasicEntity {
 		WebURL:  a.projectURL(jc.project) + "/-/jobs/" + strconv.FormatInt(j.ID, 10),
 		Project: jobProjectEntity{CIJobTokenScopeEnabled: jc.project.CIJobTokenScopeEnabled},
 	}
+	e.User, e.Commit, e.Pipeline = json.RawMessage("null"), json.RawMessage("null"), json.RawMessage("null")
 	if j.UserID != nil {
-		e.User = a.userEntity(jc.users[*j.UserID])
+		e.User = a.encUser(jc, *j.UserID)
 	}
 	if pl := jc.pipelines[j.PipelineID]; pl != nil {
-		e.Pipeline = a.pipelineBasic(jc.project, pl)
-		e.Commit = a.commitEntity(jc.project, jc.commits[pl.SHA])
+		e.Pipeline = a.encPipeline(jc, pl)
+		e.Commit = a.encCommit(jc, pl.SHA)
 	}
 	if j.Status == ci.StatusFailed {
 		e.FailureReason = string(j.FailureReason)
@@ -162,4 +213,28 @@ func (a *API) bridgeEntityOf(jc *jobContext, j *ci.Job) *bridgeEntity {
 // archived applies the instance setting archive_builds_older_than.
 func (a *API) archived(j *ci.Job, now time.Time) bool {
 	return a.cfg.ArchiveBuildsOlderThan > 0 && now.Sub(j.CreatedAt) > a.cfg.ArchiveBuildsOlderThan
+}
+
+// appendJob appends the Job entity of j, through the hand-written encoder
+// for builds, with runners and managers encoded once per page.
+func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
+	e, ok := a.jobEntityOf(jc, j).(*jobEntityBuild)
+	if !ok {
+		return append(b, encode(a.jobEntityOf(jc, j))...)
+	}
+	runner, manager := json.RawMessage("null"), json.RawMessage("null")
+	if e.Runner != nil {
+		key := [2]int64{e.Runner.ID, 0}
+		if e.Runner.JobExecutionStatus == "active" {
+			key[1] = 1
+		}
+		if runner = jc.encRunners[key]; runner == nil {
+			runner = encode(e.Runner)
+			jc.encRunners[key] = runner
+		}
+	}
+	if e.RunnerManager != nil {
+		manager = encode(e.RunnerManager)
+	}
+	return e.appendJSON(b, runner, manager)
 }

@@ -28,7 +28,7 @@ func (db *DB) ArtifactsByJobIDs(ctx context.Context, ids []int64) (map[int64][]*
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := db.read.QueryContext(ctx, db.q(`SELECT id, job_id, project_id, file_type, file_format, filename, size, blob_key, expire_at, created_at
+	rows, err := db.query(ctx, (`SELECT id, job_id, project_id, file_type, file_format, filename, size, blob_key, expire_at, created_at
 		FROM artifacts WHERE job_id IN (`+placeholders(len(ids))+`) ORDER BY id`), int64Args(ids)...)
 	if err != nil {
 		return nil, err
@@ -69,7 +69,7 @@ func (db *DB) AppendTrace(ctx context.Context, jobID int64, offset int64, data [
 }
 
 func (db *DB) ReadTrace(ctx context.Context, jobID int64) ([]byte, error) {
-	rows, err := db.read.QueryContext(ctx, db.q(`SELECT data FROM trace_chunks WHERE job_id = ? ORDER BY start_offset`), jobID)
+	rows, err := db.query(ctx, (`SELECT data FROM trace_chunks WHERE job_id = ? ORDER BY start_offset`), jobID)
 	if err != nil {
 		return nil, err
 	}

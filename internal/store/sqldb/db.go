@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gantry/internal/ci"
@@ -35,7 +36,52 @@ type DB struct {
 	// writeMu serialises writers on SQLite (one writer); nil on PostgreSQL.
 	writeMu *sync.Mutex
 
-	qcache sync.Map // query text → rebound text
+	qcache    sync.Map // query text → rebound text
+	stmtCount atomic.Int64
+	stmts  sync.Map // query text → *sql.Stmt on the read pool
+}
+
+// query runs a read through a statement prepared once per query text;
+// database/sql keeps it prepared on each connection.
+func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := db.readStmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow is query for one row.
+func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := db.readStmt(ctx, query)
+	if err != nil {
+		return db.read.QueryRowContext(ctx, db.q(query), args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// maxCachedStmts bounds the statement cache; queries with variable IN lists
+// past it run unprepared.
+const maxCachedStmts = 512
+
+func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if v, ok := db.stmts.Load(query); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := db.read.PrepareContext(ctx, db.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if n := db.stmtCount.Add(1); n > maxCachedStmts {
+		db.stmtCount.Add(-1)
+		return st, nil // caller's statement; closed with the pool
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		db.stmtCount.Add(-1)
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
 }
 
 // New wraps already-open pools. On SQLite, write is a pool of one.

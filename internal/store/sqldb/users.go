@@ -40,12 +40,12 @@ func (db *DB) CreateUser(ctx context.Context, p store.CreateUserParams) (*ci.Use
 }
 
 func (db *DB) UserByID(ctx context.Context, id int64) (*ci.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, db.q(`SELECT `+userCols+` FROM users WHERE id = ?`), id))
+	u, err := scanUser(db.queryRow(ctx, (`SELECT `+userCols+` FROM users WHERE id = ?`), id))
 	return u, db.translate(err)
 }
 
 func (db *DB) UserByUsername(ctx context.Context, username string) (*ci.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, db.q(`SELECT `+userCols+` FROM users WHERE lower(username) = lower(?)`), username))
+	u, err := scanUser(db.queryRow(ctx, (`SELECT `+userCols+` FROM users WHERE lower(username) = lower(?)`), username))
 	return u, db.translate(err)
 }
 
@@ -55,7 +55,7 @@ func (db *DB) UsersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.User, 
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := db.read.QueryContext(ctx, db.q(`SELECT `+userCols+` FROM users WHERE id IN (`+placeholders(len(ids))+`)`), int64Args(ids)...)
+	rows, err := db.query(ctx, (`SELECT `+userCols+` FROM users WHERE id IN (`+placeholders(len(ids))+`)`), int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (db *DB) CreateToken(ctx context.Context, p store.CreateTokenParams) (*ci.T
 }
 
 func (db *DB) TokenByDigest(ctx context.Context, digest string) (*ci.Token, *ci.User, error) {
-	row := db.read.QueryRowContext(ctx, db.q(`SELECT t.id, t.user_id, t.name, t.scopes, t.expires_at, t.revoked, t.created_at,
+	row := db.queryRow(ctx, (`SELECT t.id, t.user_id, t.name, t.scopes, t.expires_at, t.revoked, t.created_at,
 		u.id, u.username, u.name, u.email, u.state, u.admin, u.bot, u.created_at
 		FROM personal_access_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?`), digest)
 	var t ci.Token

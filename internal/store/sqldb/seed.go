@@ -1,0 +1,45 @@
+package sqldb
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// SeedSyntheticJobs bulk-inserts n finished builds into a project, spread
+// over the given pipelines, in one statement. Benchmarks use it to build
+// large datasets quickly; the server never calls it.
+func (db *DB) SeedSyntheticJobs(ctx context.Context, projectID int64, pipelineIDs []int64, userID, runnerID int64, n int, createdAt time.Time) error {
+	if len(pipelineIDs) == 0 || n <= 0 {
+		return fmt.Errorf("seed: need pipelines and n > 0")
+	}
+	// Pipelines are expected to have consecutive ids.
+	first, count := pipelineIDs[0], int64(len(pipelineIDs))
+	base := tm(createdAt)
+	cols := `project_id, pipeline_id, kind, name, stage, stage_idx, status, ref, tag, allow_failure, when_, created_at, queued_at, started_at, finished_at,
+		user_id, failure_reason, runner_id, tag_list, updated_at`
+	sel := fmt.Sprintf(`SELECT %d, %d + (i %% %d), 'build', 'job-' || (i %% 50), 'test', 1,
+		CASE i %% 4 WHEN 0 THEN 'failed' WHEN 1 THEN 'success' WHEN 2 THEN 'success' ELSE 'canceled' END,
+		'main', FALSE, FALSE, 'on_success', %d + i * 1000, %d + i * 1000 + 500, %d + i * 1000 + 700000, %d + i * 1000 + 9700000,
+		%d, CASE i %% 4 WHEN 0 THEN 'script_failure' ELSE '' END, %d, '["docker","linux"]', %d + i * 1000`,
+		projectID, first, count, base, base, base, base, userID, runnerID, base)
+	var query string
+	if db.dialect.Name == "postgres" {
+		query = `INSERT INTO jobs (` + cols + `) ` + sel + fmt.Sprintf(` FROM generate_series(1, %d) AS s(i)`, n)
+	} else {
+		query = fmt.Sprintf(`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %d) INSERT INTO jobs (`, n) + cols + `) ` + sel + ` FROM s`
+	}
+	if db.writeMu != nil {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
+	if _, err := db.write.ExecContext(ctx, query); err != nil {
+		return err
+	}
+	if db.dialect.Name == "postgres" {
+		_, err := db.write.ExecContext(ctx, `ANALYZE jobs`)
+		return err
+	}
+	_, err := db.write.ExecContext(ctx, `ANALYZE`)
+	return err
+}
