@@ -236,26 +236,26 @@ type jobProjectEntity struct {
 
 // jobBasicEntity is JobBasic, shared by Job and Bridge.
 type jobBasicEntity struct {
-	ID             int64                `json:"id"`
-	Status         string               `json:"status"`
-	Stage          string               `json:"stage"`
-	Name           string               `json:"name"`
-	Ref            string               `json:"ref"`
-	Tag            bool                 `json:"tag"`
-	Coverage       *float64             `json:"coverage"`
-	AllowFailure   bool                 `json:"allow_failure"`
-	CreatedAt      Time                 `json:"created_at"`
-	StartedAt      *Time                `json:"started_at"`
-	FinishedAt     *Time                `json:"finished_at"`
-	ErasedAt       *Time                `json:"erased_at"`
-	Duration       *float64             `json:"duration"`
-	QueuedDuration *float64             `json:"queued_duration"`
-	User           json.RawMessage      `json:"user"`
-	Commit         json.RawMessage      `json:"commit"`
-	Pipeline       json.RawMessage      `json:"pipeline"`
-	FailureReason  string               `json:"failure_reason,omitempty"`
-	WebURL         string               `json:"web_url"`
-	Project        jobProjectEntity     `json:"project"`
+	ID             int64            `json:"id"`
+	Status         string           `json:"status"`
+	Stage          string           `json:"stage"`
+	Name           string           `json:"name"`
+	Ref            string           `json:"ref"`
+	Tag            bool             `json:"tag"`
+	Coverage       *float64         `json:"coverage"`
+	AllowFailure   bool             `json:"allow_failure"`
+	CreatedAt      Time             `json:"created_at"`
+	StartedAt      *Time            `json:"started_at"`
+	FinishedAt     *Time            `json:"finished_at"`
+	ErasedAt       *Time            `json:"erased_at"`
+	Duration       *float64         `json:"duration"`
+	QueuedDuration *float64         `json:"queued_duration"`
+	User           json.RawMessage  `json:"user"`
+	Commit         json.RawMessage  `json:"commit"`
+	Pipeline       json.RawMessage  `json:"pipeline"`
+	FailureReason  string           `json:"failure_reason,omitempty"`
+	WebURL         string           `json:"web_url"`
+	Project        jobProjectEntity `json:"project"`
 }
 
 type jobEntity struct {

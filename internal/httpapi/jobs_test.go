@@ -385,9 +385,9 @@ func TestTrace(t *testing.T) {
 		}
 		n := len(e.fx.Trace)
 		for q, want := range map[string]string{
-			"?byte_offset=5&byte_limit=10": string(e.fx.Trace[5:15]),
-			"?byte_offset=20":              string(e.fx.Trace[20:]),
-			"?byte_limit=7":                string(e.fx.Trace[:7]),
+			"?byte_offset=5&byte_limit=10":       string(e.fx.Trace[5:15]),
+			"?byte_offset=20":                    string(e.fx.Trace[20:]),
+			"?byte_limit=7":                      string(e.fx.Trace[:7]),
 			"?byte_offset=" + strconv.Itoa(n+10): "",
 		} {
 			if r := e.get(path+q, dev); r.status != 200 || string(r.body) != want {

@@ -42,7 +42,9 @@ type router interface {
 
 type routeRecorder struct{ patterns []string }
 
-func (rr *routeRecorder) Handle(pattern string, _ http.Handler) { rr.patterns = append(rr.patterns, pattern) }
+func (rr *routeRecorder) Handle(pattern string, _ http.Handler) {
+	rr.patterns = append(rr.patterns, pattern)
+}
 
 // Routes lists every route pattern ("METHOD /path"), so that test matrices
 // are generated from the route table and no route escapes them.

@@ -229,4 +229,3 @@ func Seed(t testing.TB, st store.Store) *Fixture {
 	f.AllBuilds = all
 	return f
 }
-

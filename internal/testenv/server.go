@@ -50,7 +50,7 @@ func (s *Server) FixtureJSON() []byte {
 	b, _ := json.MarshalIndent(map[string]any{
 		"url": s.URL, "tokens": f.Tokens, "job_token": f.JobToken, "other_job_token": f.OtherJobToken,
 		"finished_job_token": f.FinishedJobToken,
-		"project_id": f.Project.ID, "project_path": f.Project.FullPath, "other_project_id": f.Other.ID,
+		"project_id":         f.Project.ID, "project_path": f.Project.FullPath, "other_project_id": f.Other.ID,
 		"pipeline_id": f.Pipeline.ID, "downstream_pipeline_id": f.Downstream.ID, "bridge_id": f.Bridge.ID,
 		"retried_old_id": f.RetriedOld.ID, "retried_new_id": f.RetriedNew.ID, "tag_job_id": f.TagJob.ID,
 		"other_job_id": f.OtherJob.ID, "jobs_by_status": statusIDs, "all_build_ids": all, "all_build_statuses": allStatus,

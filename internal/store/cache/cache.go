@@ -68,13 +68,13 @@ type Store struct {
 	ttl time.Duration
 	now func() time.Time
 
-	tokens    ttlMap[string, tokenHit]
-	projects  ttlMap[string, *ci.Project] // "id:N" or "path:lower"
-	access    ttlMap[[2]int64, ci.AccessLevel]
-	users     ttlMap[int64, *ci.User]
-	runners   ttlMap[int64, *ci.Runner]
-	managers  ttlMap[int64, *ci.RunnerManager]
-	commits   ttlMap[string, *ci.Commit]
+	tokens   ttlMap[string, tokenHit]
+	projects ttlMap[string, *ci.Project] // "id:N" or "path:lower"
+	access   ttlMap[[2]int64, ci.AccessLevel]
+	users    ttlMap[int64, *ci.User]
+	runners  ttlMap[int64, *ci.Runner]
+	managers ttlMap[int64, *ci.RunnerManager]
+	commits  ttlMap[string, *ci.Commit]
 }
 
 // New wraps st; a ttl of zero returns st unchanged.

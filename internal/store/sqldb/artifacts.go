@@ -29,7 +29,7 @@ func (db *DB) ArtifactsByJobIDs(ctx context.Context, ids []int64) (map[int64][]*
 		return out, nil
 	}
 	rows, err := db.query(ctx, (`SELECT id, job_id, project_id, file_type, file_format, filename, size, blob_key, expire_at, created_at
-		FROM artifacts WHERE job_id IN (`+placeholders(len(ids))+`) ORDER BY id`), int64Args(ids)...)
+		FROM artifacts WHERE job_id IN (` + placeholders(len(ids)) + `) ORDER BY id`), int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func (db *DB) InsertJob(ctx context.Context, j ci.Job) (*ci.Job, error) {
 }
 
 func (db *DB) JobByID(ctx context.Context, projectID, id int64) (*ci.Job, error) {
-	j, err := scanJob(db.queryRow(ctx, (`SELECT `+jobCols+` FROM jobs WHERE id = ? AND project_id = ?`), id, projectID))
+	j, err := scanJob(db.queryRow(ctx, (`SELECT ` + jobCols + ` FROM jobs WHERE id = ? AND project_id = ?`), id, projectID))
 	return j, db.translate(err)
 }
 
@@ -156,7 +156,7 @@ func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int,
 	where, args := jobWhere(f)
 	args = append(args, limit)
 	var n int
-	err := db.queryRow(ctx, (`SELECT count(*) FROM (SELECT 1 FROM jobs`+where+` LIMIT ?) x`), args...).Scan(&n)
+	err := db.queryRow(ctx, (`SELECT count(*) FROM (SELECT 1 FROM jobs` + where + ` LIMIT ?) x`), args...).Scan(&n)
 	return n, err
 }
 
@@ -213,6 +213,6 @@ func (db *DB) SetJobToken(ctx context.Context, jobID int64, digest string) error
 }
 
 func (db *DB) JobByTokenDigest(ctx context.Context, digest string) (*ci.Job, error) {
-	j, err := scanJob(db.queryRow(ctx, (`SELECT `+jobCols+` FROM jobs WHERE token_digest = ?`), digest))
+	j, err := scanJob(db.queryRow(ctx, (`SELECT ` + jobCols + ` FROM jobs WHERE token_digest = ?`), digest))
 	return j, db.translate(err)
 }

@@ -60,7 +60,7 @@ func (db *DB) InsertPipeline(ctx context.Context, p ci.Pipeline) (*ci.Pipeline, 
 }
 
 func (db *DB) PipelineByID(ctx context.Context, projectID, id int64) (*ci.Pipeline, error) {
-	p, err := scanPipeline(db.queryRow(ctx, (`SELECT `+pipelineCols+` FROM pipelines WHERE id = ? AND project_id = ?`), id, projectID))
+	p, err := scanPipeline(db.queryRow(ctx, (`SELECT ` + pipelineCols + ` FROM pipelines WHERE id = ? AND project_id = ?`), id, projectID))
 	return p, db.translate(err)
 }
 
@@ -70,7 +70,7 @@ func (db *DB) PipelinesByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Pi
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := db.query(ctx, (`SELECT `+pipelineCols+` FROM pipelines WHERE id IN (`+placeholders(len(ids))+`)`), int64Args(ids)...)
+	rows, err := db.query(ctx, (`SELECT ` + pipelineCols + ` FROM pipelines WHERE id IN (` + placeholders(len(ids)) + `)`), int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}

@@ -61,12 +61,12 @@ func (db *DB) CreateNamespace(ctx context.Context, p store.CreateNamespaceParams
 }
 
 func (db *DB) NamespaceByID(ctx context.Context, id int64) (*ci.Namespace, error) {
-	n, err := scanNamespace(db.queryRow(ctx, (`SELECT `+nsCols+` FROM namespaces WHERE id = ?`), id))
+	n, err := scanNamespace(db.queryRow(ctx, (`SELECT ` + nsCols + ` FROM namespaces WHERE id = ?`), id))
 	return n, db.translate(err)
 }
 
 func (db *DB) NamespaceByFullPath(ctx context.Context, fullPath string) (*ci.Namespace, error) {
-	n, err := scanNamespace(db.queryRow(ctx, (`SELECT `+nsCols+` FROM namespaces WHERE lower(full_path) = lower(?)`), fullPath))
+	n, err := scanNamespace(db.queryRow(ctx, (`SELECT ` + nsCols + ` FROM namespaces WHERE lower(full_path) = lower(?)`), fullPath))
 	return n, db.translate(err)
 }
 
@@ -140,12 +140,12 @@ func (db *DB) CreateProject(ctx context.Context, p store.CreateProjectParams) (*
 }
 
 func (db *DB) ProjectByID(ctx context.Context, id int64) (*ci.Project, error) {
-	p, err := scanProject(db.queryRow(ctx, (`SELECT `+projectCols+` FROM projects p JOIN namespaces n ON n.id = p.namespace_id WHERE p.id = ?`), id))
+	p, err := scanProject(db.queryRow(ctx, (`SELECT ` + projectCols + ` FROM projects p JOIN namespaces n ON n.id = p.namespace_id WHERE p.id = ?`), id))
 	return p, db.translate(err)
 }
 
 func (db *DB) ProjectByFullPath(ctx context.Context, fullPath string) (*ci.Project, error) {
-	p, err := scanProject(db.queryRow(ctx, (`SELECT `+projectCols+` FROM projects p JOIN namespaces n ON n.id = p.namespace_id WHERE lower(p.full_path) = lower(?)`), fullPath))
+	p, err := scanProject(db.queryRow(ctx, (`SELECT ` + projectCols + ` FROM projects p JOIN namespaces n ON n.id = p.namespace_id WHERE lower(p.full_path) = lower(?)`), fullPath))
 	return p, db.translate(err)
 }
 
@@ -271,7 +271,7 @@ func (db *DB) CommitsBySHA(ctx context.Context, projectID int64, shas []string) 
 		args = append(args, s)
 	}
 	rows, err := db.query(ctx, (`SELECT sha, parent_ids, title, message, author_name, author_email, authored_date, authored_tz,
-		committer_name, committer_email, committed_date, committed_tz FROM commits WHERE project_id = ? AND sha IN (`+placeholders(len(shas))+`)`), args...)
+		committer_name, committer_email, committed_date, committed_tz FROM commits WHERE project_id = ? AND sha IN (` + placeholders(len(shas)) + `)`), args...)
 	if err != nil {
 		return nil, err
 	}

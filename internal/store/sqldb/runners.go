@@ -68,7 +68,7 @@ func (db *DB) RunnersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Runn
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := db.query(ctx, (`SELECT `+runnerCols+` FROM runners WHERE id IN (`+placeholders(len(ids))+`)`), int64Args(ids)...)
+	rows, err := db.query(ctx, (`SELECT ` + runnerCols + ` FROM runners WHERE id IN (` + placeholders(len(ids)) + `)`), int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +126,7 @@ func (db *DB) RunnerManagersByIDs(ctx context.Context, ids []int64) (map[int64]*
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := db.query(ctx, (`SELECT `+managerCols+` FROM runner_managers WHERE id IN (`+placeholders(len(ids))+`)`), int64Args(ids)...)
+	rows, err := db.query(ctx, (`SELECT ` + managerCols + ` FROM runner_managers WHERE id IN (` + placeholders(len(ids)) + `)`), int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}

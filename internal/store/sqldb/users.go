@@ -40,12 +40,12 @@ func (db *DB) CreateUser(ctx context.Context, p store.CreateUserParams) (*ci.Use
 }
 
 func (db *DB) UserByID(ctx context.Context, id int64) (*ci.User, error) {
-	u, err := scanUser(db.queryRow(ctx, (`SELECT `+userCols+` FROM users WHERE id = ?`), id))
+	u, err := scanUser(db.queryRow(ctx, (`SELECT ` + userCols + ` FROM users WHERE id = ?`), id))
 	return u, db.translate(err)
 }
 
 func (db *DB) UserByUsername(ctx context.Context, username string) (*ci.User, error) {
-	u, err := scanUser(db.queryRow(ctx, (`SELECT `+userCols+` FROM users WHERE lower(username) = lower(?)`), username))
+	u, err := scanUser(db.queryRow(ctx, (`SELECT ` + userCols + ` FROM users WHERE lower(username) = lower(?)`), username))
 	return u, db.translate(err)
 }
 
@@ -55,7 +55,7 @@ func (db *DB) UsersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.User, 
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := db.query(ctx, (`SELECT `+userCols+` FROM users WHERE id IN (`+placeholders(len(ids))+`)`), int64Args(ids)...)
+	rows, err := db.query(ctx, (`SELECT ` + userCols + ` FROM users WHERE id IN (` + placeholders(len(ids)) + `)`), int64Args(ids)...)
 	if err != nil {
 		return nil, err
 	}
