@@ -44,6 +44,7 @@ type DB struct {
 // query runs a read through a statement prepared once per query text;
 // database/sql keeps it prepared on each connection.
 func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = db.readContext(ctx)
 	st, err := db.readStmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -53,11 +54,22 @@ func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 
 // queryRow is query for one row.
 func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = db.readContext(ctx)
 	st, err := db.readStmt(ctx, query)
 	if err != nil {
 		return db.read.QueryRowContext(ctx, db.q(query), args...)
 	}
 	return st.QueryRowContext(ctx, args...)
+}
+
+// readContext drops cancellation from SQLite reads: the cgo driver watches
+// a cancellable context with extra work on every step, and gantry's reads
+// are short, index-bounded queries that finish on their own.
+func (db *DB) readContext(ctx context.Context) context.Context {
+	if db.dialect.Name == "sqlite" {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // maxCachedStmts bounds the statement cache; queries with variable IN lists
