@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"time"
 
 	"gantry/internal/ci"
@@ -27,6 +28,7 @@ type jobContext struct {
 	encCommits   map[string]json.RawMessage
 	encPipelines map[int64]json.RawMessage
 	encRunners   map[[2]int64]json.RawMessage
+	encManagers  map[[2]int64]json.RawMessage
 }
 
 func encode(v any) json.RawMessage {
@@ -43,7 +45,7 @@ func (a *API) encUser(jc *jobContext, id int64) json.RawMessage {
 	}
 	b := json.RawMessage("null")
 	if u := jc.users[id]; u != nil {
-		b = encode(a.userEntity(u))
+		b = a.encoded.get(u, func() json.RawMessage { return encode(a.userEntity(u)) })
 	}
 	jc.encUsers[id] = b
 	return b
@@ -55,7 +57,8 @@ func (a *API) encCommit(jc *jobContext, sha string) json.RawMessage {
 	}
 	b := json.RawMessage("null")
 	if c := jc.commits[sha]; c != nil {
-		b = encode(a.commitEntity(jc.project, c))
+		p := jc.project
+		b = a.encoded.get(c, func() json.RawMessage { return encode(a.commitEntity(p, c)) })
 	}
 	jc.encCommits[sha] = b
 	return b
@@ -65,14 +68,16 @@ func (a *API) encPipeline(jc *jobContext, pl *ci.Pipeline) json.RawMessage {
 	if b, ok := jc.encPipelines[pl.ID]; ok {
 		return b
 	}
-	b := encode(a.pipelineBasic(jc.project, pl))
+	p := jc.project
+	b := a.encoded.get(pl, func() json.RawMessage { return encode(a.pipelineBasic(p, pl)) })
 	jc.encPipelines[pl.ID] = b
 	return b
 }
 
 func (a *API) loadJobContext(ctx context.Context, p *ci.Project, jobs []*ci.Job) (*jobContext, error) {
 	jc := &jobContext{project: p, now: a.now(), encUsers: map[int64]json.RawMessage{},
-		encCommits: map[string]json.RawMessage{}, encPipelines: map[int64]json.RawMessage{}, encRunners: map[[2]int64]json.RawMessage{}}
+		encCommits: map[string]json.RawMessage{}, encPipelines: map[int64]json.RawMessage{}, encRunners: map[[2]int64]json.RawMessage{},
+		encManagers: map[[2]int64]json.RawMessage{}}
 	var pipelineIDs, userIDs, runnerIDs, managerIDs, jobIDs []int64
 	for _, j := range jobs {
 		pipelineIDs = append(pipelineIDs, j.PipelineID)
@@ -234,7 +239,42 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 		}
 	}
 	if e.RunnerManager != nil {
-		manager = encode(e.RunnerManager)
+		key := [2]int64{e.RunnerManager.ID, 0}
+		if e.RunnerManager.JobExecutionStatus == "active" {
+			key[1] = 1
+		}
+		if manager = jc.encManagers[key]; manager == nil {
+			manager = encode(e.RunnerManager)
+			jc.encManagers[key] = manager
+		}
 	}
 	return e.appendJSON(b, runner, manager)
+}
+
+// encodedMemo keeps the JSON of records the store's read cache hands out.
+// It is keyed by the record's pointer: the cache returns the same pointer
+// until it reloads the record, so a new pointer means "encode again", and
+// nothing stale can be served. The memo is emptied when it grows large.
+type encodedMemo struct {
+	mu sync.Mutex
+	m  map[any]json.RawMessage
+}
+
+const maxEncodedMemo = 20000
+
+func (e *encodedMemo) get(key any, enc func() json.RawMessage) json.RawMessage {
+	e.mu.Lock()
+	b, ok := e.m[key]
+	e.mu.Unlock()
+	if ok {
+		return b
+	}
+	b = enc()
+	e.mu.Lock()
+	if e.m == nil || len(e.m) >= maxEncodedMemo {
+		e.m = make(map[any]json.RawMessage)
+	}
+	e.m[key] = b
+	e.mu.Unlock()
+	return b
 }

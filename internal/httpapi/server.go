@@ -33,6 +33,7 @@ type API struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+	encoded encodedMemo
 }
 
 // Deps are the API's collaborators.

@@ -1,7 +1,8 @@
 // Package cache is a read-through decorator for the store. It keeps the
 // lookups every API request repeats (token → user, project, access level,
-// users, runners, commits) for a short TTL, so a hot list endpoint costs
-// one or two queries instead of ten. Jobs and pipelines are never cached.
+// users, runners, commits, and the pipelines embedded in job documents) for
+// a short TTL, so a hot list endpoint costs
+// one or two queries instead of ten. Jobs are never cached.
 //
 // Staleness is bounded by the TTL; writes made through this decorator
 // (token revocation, memberships) purge the affected entries at once.
@@ -68,13 +69,14 @@ type Store struct {
 	ttl time.Duration
 	now func() time.Time
 
-	tokens   ttlMap[string, tokenHit]
-	projects ttlMap[string, *ci.Project] // "id:N" or "path:lower"
-	access   ttlMap[[2]int64, ci.AccessLevel]
-	users    ttlMap[int64, *ci.User]
-	runners  ttlMap[int64, *ci.Runner]
-	managers ttlMap[int64, *ci.RunnerManager]
-	commits  ttlMap[string, *ci.Commit]
+	tokens    ttlMap[string, tokenHit]
+	projects  ttlMap[string, *ci.Project] // "id:N" or "path:lower"
+	access    ttlMap[[2]int64, ci.AccessLevel]
+	users     ttlMap[int64, *ci.User]
+	runners   ttlMap[int64, *ci.Runner]
+	managers  ttlMap[int64, *ci.RunnerManager]
+	commits   ttlMap[string, *ci.Commit]
+	pipelines ttlMap[int64, *ci.Pipeline]
 }
 
 // New wraps st; a ttl of zero returns st unchanged.
@@ -182,6 +184,12 @@ func (c *Store) RunnerManagersByIDs(ctx context.Context, ids []int64) (map[int64
 	return byIDs(&c.managers, c.ttl, c.now(), ids, func(m []int64) (map[int64]*ci.RunnerManager, error) {
 		return c.Store.RunnerManagersByIDs(ctx, m)
 	})
+}
+
+// PipelinesByIDs serves the pipelines embedded in job documents; a single
+// pipeline read (PipelineByID) always goes to the store.
+func (c *Store) PipelinesByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Pipeline, error) {
+	return byIDs(&c.pipelines, c.ttl, c.now(), ids, func(m []int64) (map[int64]*ci.Pipeline, error) { return c.Store.PipelinesByIDs(ctx, m) })
 }
 
 // CommitsBySHA caches commits longer: a commit never changes.
