@@ -131,6 +131,9 @@ type Pipeline struct {
 	FinishedAt *time.Time
 	Duration   *float64 // seconds, GitLab stores whole seconds
 	ParentID   *int64   // upstream pipeline for child / multi-project pipelines
+	// ConfigErrors holds the compiler's errors for a pipeline that could
+	// not be created from its configuration (GitLab's yaml_errors).
+	ConfigErrors string
 }
 
 // JobKind distinguishes builds (run by runners) from bridges (trigger jobs).

@@ -145,6 +145,71 @@ type Pipelines interface {
 	// PipelineByID finds a pipeline inside a project; ErrNotFound otherwise.
 	PipelineByID(ctx context.Context, projectID, id int64) (*ci.Pipeline, error)
 	PipelinesByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Pipeline, error)
+	// CreatePipeline stores a pipeline, its variables and its jobs in one
+	// transaction, flagged for processing.
+	CreatePipeline(ctx context.Context, p NewPipeline) (*ci.Pipeline, error)
+	// ProcessPipeline loads the pipeline's current jobs in a transaction,
+	// lets decide compute the moves and the pipeline status, applies them and
+	// clears the processing flag. A crash before commit leaves the flag set.
+	ProcessPipeline(ctx context.Context, pipelineID int64, now time.Time, decide Decider) (*ProcessResult, error)
+	// PipelinesNeedingProcessing lists flagged pipelines, oldest first.
+	PipelinesNeedingProcessing(ctx context.Context, limit int) ([]int64, error)
+	// MarkPipelineForProcessing sets the processing flag.
+	MarkPipelineForProcessing(ctx context.Context, pipelineID int64) error
+	ListPipelines(ctx context.Context, f PipelineFilter) ([]*ci.Pipeline, error)
+	CountPipelines(ctx context.Context, f PipelineFilter, limit int) (int, error)
+	// DeletePipeline removes a pipeline with its jobs (and child pipelines' links).
+	DeletePipeline(ctx context.Context, projectID, id int64) error
+	PipelineVariables(ctx context.Context, pipelineID int64) ([]Variable, error)
+	// BridgeOf returns the bridge job whose downstream pipeline this is, or ErrNotFound.
+	BridgeOf(ctx context.Context, downstreamPipelineID int64) (*ci.Job, error)
+}
+
+// Decider computes processing moves from a pipeline's current jobs.
+type Decider func(jobs []ci.ProcJob) ([]ci.Transition, ci.JobStatus)
+
+// ProcessResult is what one processing run changed.
+type ProcessResult struct {
+	Pipeline    *ci.Pipeline
+	Transitions []ci.Transition
+	// StatusChanged reports whether the pipeline's status moved.
+	StatusChanged bool
+}
+
+// Variable is a pipeline or job variable.
+type Variable struct {
+	Key          string `json:"key"`
+	Value        string `json:"value"`
+	VariableType string `json:"variable_type"` // env_var or file
+}
+
+// NewPipeline is a pipeline about to be created with its jobs.
+type NewPipeline struct {
+	Pipeline  ci.Pipeline
+	Variables []Variable
+	Jobs      []NewJob
+}
+
+// NewJob is a job as the compiler planned it.
+type NewJob struct {
+	Job           ci.Job
+	DAG           bool
+	Needs         []string
+	Spec          []byte // JSON: what the runner will need (script, image, …)
+	ResourceGroup string
+	StartIn       time.Duration
+}
+
+// PipelineFilter selects pipelines of a project, id descending.
+type PipelineFilter struct {
+	ProjectID     int64
+	Statuses      []ci.JobStatus
+	Ref           string
+	SHA           string
+	Source        string
+	UpdatedAfter  *time.Time
+	UpdatedBefore *time.Time
+	Offset, Limit int
 }
 
 // Jobs holds builds and bridges.
@@ -164,6 +229,13 @@ type Jobs interface {
 	SetJobToken(ctx context.Context, jobID int64, digest string) error
 	// JobByTokenDigest finds the job owning a token, or ErrNotFound.
 	JobByTokenDigest(ctx context.Context, digest string) (*ci.Job, error)
+	// JobSpec returns the planned definition stored with a job.
+	JobSpec(ctx context.Context, jobID int64) ([]byte, error)
+	// SetDownstream links a bridge to the pipeline it created.
+	SetDownstream(ctx context.Context, bridgeID, pipelineID int64) error
+	// ForceJobStatus sets a bridge's status to mirror its downstream
+	// pipeline (GitLab's "force" events), flagging the pipeline.
+	ForceJobStatus(ctx context.Context, jobID int64, to ci.JobStatus, now time.Time) error
 }
 
 // JobFilter selects jobs. Zero values mean "no restriction".

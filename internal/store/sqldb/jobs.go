@@ -77,8 +77,21 @@ func encodeTags(tags []string) string {
 }
 
 func (db *DB) InsertJob(ctx context.Context, j ci.Job) (*ci.Job, error) {
+	var id int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		id, err = db.insertJobTx(ctx, tx, j)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return db.JobByID(ctx, j.ProjectID, id)
+}
+
+func (db *DB) insertJobTx(ctx context.Context, tx *sql.Tx, j ci.Job) (int64, error) {
 	if !j.Status.Valid() {
-		return nil, fmt.Errorf("%w: status %q", ci.ErrInvalid, j.Status)
+		return 0, fmt.Errorf("%w: status %q", ci.ErrInvalid, j.Status)
 	}
 	if j.When == "" {
 		j.When = "on_success"
@@ -90,10 +103,7 @@ func (db *DB) InsertJob(ctx context.Context, j ci.Job) (*ci.Job, error) {
 	if j.Coverage != nil {
 		cov = *j.Coverage
 	}
-	var id int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		id, err = db.insertID(ctx, tx, `INSERT INTO jobs (project_id, pipeline_id, kind, name, stage, stage_idx, status, ref, tag, coverage, allow_failure, when_,
+	return db.insertID(ctx, tx, `INSERT INTO jobs (project_id, pipeline_id, kind, name, stage, stage_idx, status, ref, tag, coverage, allow_failure, when_,
 			created_at, queued_at, started_at, finished_at, erased_at, erased_by_id, user_id, failure_reason, runner_id, runner_manager_id,
 			artifacts_expire_at, tag_list, retried, downstream_pipeline_id, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -101,12 +111,6 @@ func (db *DB) InsertJob(ctx context.Context, j ci.Job) (*ci.Job, error) {
 			tm(j.CreatedAt), tmp(j.QueuedAt), tmp(j.StartedAt), tmp(j.FinishedAt), tmp(j.ErasedAt), idArg(j.ErasedByID), idArg(j.UserID),
 			string(j.FailureReason), idArg(j.RunnerID), idArg(j.RunnerManagerID), tmp(j.ArtifactsExpireAt), encodeTags(j.TagList), j.Retried,
 			idArg(j.DownstreamPipelineID), tm(j.UpdatedAt))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return db.JobByID(ctx, j.ProjectID, id)
 }
 
 func (db *DB) JobByID(ctx context.Context, projectID, id int64) (*ci.Job, error) {
@@ -212,14 +216,11 @@ func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int,
 	return n, err
 }
 
-func (db *DB) TransitionJob(ctx context.Context, p store.TransitionParams) (*ci.Job, error) {
-	if err := ci.CheckTransition(p.From, p.To); err != nil {
-		return nil, err
-	}
-	now := tm(p.Now)
+// transitionSets is the SET clause of a status move with its timestamps.
+func transitionSets(to ci.JobStatus, reason ci.FailureReason, now int64) ([]string, []any) {
 	sets := []string{"status = ?", "updated_at = ?", "lock_version = lock_version + 1"}
-	args := []any{string(p.To), now}
-	switch p.To {
+	args := []any{string(to), now}
+	switch to {
 	case ci.StatusPending:
 		sets = append(sets, "queued_at = ?")
 		args = append(args, now)
@@ -230,21 +231,33 @@ func (db *DB) TransitionJob(ctx context.Context, p store.TransitionParams) (*ci.
 		sets = append(sets, "finished_at = ?")
 		args = append(args, now)
 	}
-	if p.To == ci.StatusFailed {
-		reason := p.FailureReason
+	if to == ci.StatusFailed {
 		if reason == "" {
 			reason = ci.FailureUnknown
 		}
 		sets = append(sets, "failure_reason = ?")
 		args = append(args, string(reason))
 	}
+	return sets, args
+}
+
+func (db *DB) TransitionJob(ctx context.Context, p store.TransitionParams) (*ci.Job, error) {
+	if err := ci.CheckTransition(p.From, p.To); err != nil {
+		return nil, err
+	}
+	sets, args := transitionSets(p.To, p.FailureReason, tm(p.Now))
 	args = append(args, p.JobID, string(p.From))
-	var projectID int64
+	var projectID, pipelineID int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ? RETURNING project_id`), args...).Scan(&projectID)
+		err := tx.QueryRowContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ? RETURNING project_id, pipeline_id`), args...).Scan(&projectID, &pipelineID)
 		if err == sql.ErrNoRows {
 			return fmt.Errorf("%w: job %d is not %s", ci.ErrConflict, p.JobID, p.From)
 		}
+		if err != nil {
+			return err
+		}
+		// Every move of a job is an event for its pipeline.
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pipelineID)
 		return err
 	})
 	if err != nil {

@@ -15,7 +15,7 @@ func zoneFor(offset int) *time.Location {
 	return time.FixedZone("", offset)
 }
 
-const pipelineCols = `id, iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration`
+const pipelineCols = `id, iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration, config_errors`
 
 func scanPipeline(row interface{ Scan(...any) error }) (*ci.Pipeline, error) {
 	var p ci.Pipeline
@@ -23,7 +23,7 @@ func scanPipeline(row interface{ Scan(...any) error }) (*ci.Pipeline, error) {
 	var created, updated int64
 	var dur sql.NullFloat64
 	if err := row.Scan(&p.ID, &p.IID, &p.ProjectID, &p.SHA, &p.BeforeSHA, &p.Ref, &p.Tag, &p.Status, &p.Source, &user, &parent,
-		&created, &updated, &started, &finished, &dur); err != nil {
+		&created, &updated, &started, &finished, &dur, &p.ConfigErrors); err != nil {
 		return nil, err
 	}
 	p.UserID, p.ParentID = nullID(user), nullID(parent)
@@ -38,25 +38,31 @@ func scanPipeline(row interface{ Scan(...any) error }) (*ci.Pipeline, error) {
 func (db *DB) InsertPipeline(ctx context.Context, p ci.Pipeline) (*ci.Pipeline, error) {
 	var id int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var iid int64
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT COALESCE(MAX(iid), 0) + 1 FROM pipelines WHERE project_id = ?`), p.ProjectID).Scan(&iid); err != nil {
-			return err
-		}
-		var dur any
-		if p.Duration != nil {
-			dur = *p.Duration
-		}
 		var err error
-		id, err = db.insertID(ctx, tx, `INSERT INTO pipelines (iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			iid, p.ProjectID, p.SHA, p.BeforeSHA, p.Ref, p.Tag, string(p.Status), string(p.Source), idArg(p.UserID), idArg(p.ParentID),
-			tm(p.CreatedAt), tm(p.UpdatedAt), tmp(p.StartedAt), tmp(p.FinishedAt), dur)
+		id, err = db.insertPipeline(ctx, tx, p)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return db.PipelineByID(ctx, p.ProjectID, id)
+}
+
+func (db *DB) insertPipeline(ctx context.Context, tx *sql.Tx, p ci.Pipeline) (int64, error) {
+	{
+		var iid int64
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT COALESCE(MAX(iid), 0) + 1 FROM pipelines WHERE project_id = ?`), p.ProjectID).Scan(&iid); err != nil {
+			return 0, err
+		}
+		var dur any
+		if p.Duration != nil {
+			dur = *p.Duration
+		}
+		return db.insertID(ctx, tx, `INSERT INTO pipelines (iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration, config_errors)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			iid, p.ProjectID, p.SHA, p.BeforeSHA, p.Ref, p.Tag, string(p.Status), string(p.Source), idArg(p.UserID), idArg(p.ParentID),
+			tm(p.CreatedAt), tm(p.UpdatedAt), tmp(p.StartedAt), tmp(p.FinishedAt), dur, p.ConfigErrors)
+	}
 }
 
 func (db *DB) PipelineByID(ctx context.Context, projectID, id int64) (*ci.Pipeline, error) {

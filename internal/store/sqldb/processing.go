@@ -1,0 +1,309 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"gantry/internal/ci"
+	"gantry/internal/store"
+)
+
+func (db *DB) CreatePipeline(ctx context.Context, np store.NewPipeline) (*ci.Pipeline, error) {
+	var id int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if id, err = db.insertPipeline(ctx, tx, np.Pipeline); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), id); err != nil {
+			return err
+		}
+		for _, v := range np.Variables {
+			vt := v.VariableType
+			if vt == "" {
+				vt = "env_var"
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO pipeline_variables (pipeline_id, key, value, variable_type) VALUES (?, ?, ?, ?)`), id, v.Key, v.Value, vt); err != nil {
+				return db.translate(err)
+			}
+		}
+		for _, nj := range np.Jobs {
+			j := nj.Job
+			j.PipelineID, j.ProjectID = id, np.Pipeline.ProjectID
+			needs, _ := json.Marshal(nj.Needs)
+			if nj.Needs == nil {
+				needs = []byte("[]")
+			}
+			spec := nj.Spec
+			if len(spec) == 0 {
+				spec = []byte("{}")
+			}
+			jobID, err := db.insertJobTx(ctx, tx, j)
+			if err != nil {
+				return err
+			}
+			var scheduled any
+			if nj.StartIn > 0 {
+				scheduled = tm(j.CreatedAt.Add(nj.StartIn))
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET scheduling_dag = ?, needs = ?, spec = ?, resource_group = ?, scheduled_at = ? WHERE id = ?`),
+				nj.DAG, string(needs), string(spec), nj.ResourceGroup, scheduled, jobID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return db.PipelineByID(ctx, np.Pipeline.ProjectID, id)
+}
+
+func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Time, decide store.Decider) (*store.ProcessResult, error) {
+	res := &store.ProcessResult{}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		lock := ""
+		if db.dialect.Name == "postgres" {
+			lock = " FOR UPDATE"
+		}
+		var projectID int64
+		var status string
+		var started sql.NullInt64
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT project_id, status, started_at FROM pipelines WHERE id = ?`+lock), pipelineID).Scan(&projectID, &status, &started); err != nil {
+			return db.translate(err)
+		}
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT id, name, stage_idx, status, allow_failure, when_, scheduling_dag, needs, resource_group
+			FROM jobs WHERE pipeline_id = ? AND retried = FALSE ORDER BY stage_idx, id`), pipelineID)
+		if err != nil {
+			return err
+		}
+		var jobs []ci.ProcJob
+		for rows.Next() {
+			var j ci.ProcJob
+			var needs string
+			if err := rows.Scan(&j.ID, &j.Name, &j.StageIdx, &j.Status, &j.AllowFailure, &j.When, &j.DAG, &needs, &j.ResourceGroup); err != nil {
+				rows.Close()
+				return err
+			}
+			_ = json.Unmarshal([]byte(needs), &j.Needs)
+			jobs = append(jobs, j)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		transitions, newStatus := decide(jobs)
+		n := tm(now)
+		for _, t := range transitions {
+			sets, args := transitionSets(t.To, "", n)
+			args = append(args, t.JobID, string(t.From))
+			r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ?`), args...)
+			if err != nil {
+				return err
+			}
+			if c, _ := r.RowsAffected(); c != 1 {
+				return fmt.Errorf("%w: job %d moved during processing", ci.ErrConflict, t.JobID)
+			}
+		}
+		res.Transitions = transitions
+		sets := []string{"needs_processing = FALSE"}
+		var args []any
+		if string(newStatus) != status {
+			res.StatusChanged = true
+			sets = append(sets, "status = ?", "updated_at = ?", "lock_version = lock_version + 1")
+			args = append(args, string(newStatus), n)
+			if newStatus.Active() && !started.Valid {
+				sets = append(sets, "started_at = ?")
+				args = append(args, n)
+			}
+			if newStatus.Completed() {
+				sets = append(sets, "finished_at = ?", "duration = CASE WHEN started_at IS NULL THEN NULL ELSE (? - started_at) / 1000000 END")
+				args = append(args, n, n)
+			} else {
+				sets = append(sets, "finished_at = NULL", "duration = NULL")
+			}
+		}
+		args = append(args, pipelineID)
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...); err != nil {
+			return err
+		}
+		p, err := scanPipeline(tx.QueryRowContext(ctx, db.q(`SELECT `+pipelineCols+` FROM pipelines WHERE id = ?`), pipelineID))
+		res.Pipeline = p
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (db *DB) PipelinesNeedingProcessing(ctx context.Context, limit int) ([]int64, error) {
+	rows, err := db.query(ctx, `SELECT id FROM pipelines WHERE needs_processing ORDER BY id LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) MarkPipelineForProcessing(ctx context.Context, pipelineID int64) error {
+	_, err := db.exec(ctx, `UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`, pipelineID)
+	return err
+}
+
+func pipelineWhere(f store.PipelineFilter) (string, []any) {
+	where := []string{"project_id = ?"}
+	args := []any{f.ProjectID}
+	if len(f.Statuses) > 0 {
+		where = append(where, "status IN ("+placeholders(len(f.Statuses))+")")
+		for _, s := range f.Statuses {
+			args = append(args, string(s))
+		}
+	}
+	if f.Ref != "" {
+		where = append(where, "ref = ?")
+		args = append(args, f.Ref)
+	}
+	if f.SHA != "" {
+		where = append(where, "sha = ?")
+		args = append(args, f.SHA)
+	}
+	if f.Source != "" {
+		where = append(where, "source = ?")
+		args = append(args, f.Source)
+	}
+	if f.UpdatedAfter != nil {
+		where = append(where, "updated_at > ?")
+		args = append(args, tm(*f.UpdatedAfter))
+	}
+	if f.UpdatedBefore != nil {
+		where = append(where, "updated_at < ?")
+		args = append(args, tm(*f.UpdatedBefore))
+	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+func (db *DB) ListPipelines(ctx context.Context, f store.PipelineFilter) ([]*ci.Pipeline, error) {
+	where, args := pipelineWhere(f)
+	args = append(args, f.Limit, f.Offset)
+	rows, err := db.query(ctx, `SELECT `+pipelineCols+` FROM pipelines`+where+` ORDER BY id DESC LIMIT ? OFFSET ?`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ci.Pipeline
+	for rows.Next() {
+		p, err := scanPipeline(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) CountPipelines(ctx context.Context, f store.PipelineFilter, limit int) (int, error) {
+	where, args := pipelineWhere(f)
+	args = append(args, limit)
+	var n int
+	err := db.queryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM pipelines`+where+` LIMIT ?) x`, args...).Scan(&n)
+	return n, err
+}
+
+func (db *DB) DeletePipeline(ctx context.Context, projectID, id int64) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		// Child pipelines keep existing; they lose their parent link.
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET parent_id = NULL WHERE parent_id = ?`), id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET downstream_pipeline_id = NULL WHERE downstream_pipeline_id = ?`), id); err != nil {
+			return err
+		}
+		r, err := tx.ExecContext(ctx, db.q(`DELETE FROM pipelines WHERE id = ? AND project_id = ?`), id, projectID)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return ci.ErrNotFound
+		}
+		return nil
+	})
+}
+
+func (db *DB) PipelineVariables(ctx context.Context, pipelineID int64) ([]store.Variable, error) {
+	rows, err := db.query(ctx, `SELECT key, value, variable_type FROM pipeline_variables WHERE pipeline_id = ? ORDER BY key`, pipelineID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Variable{}
+	for rows.Next() {
+		var v store.Variable
+		if err := rows.Scan(&v.Key, &v.Value, &v.VariableType); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) BridgeOf(ctx context.Context, downstreamPipelineID int64) (*ci.Job, error) {
+	j, err := scanJob(db.queryRow(ctx, `SELECT `+jobCols+` FROM jobs WHERE downstream_pipeline_id = ? AND kind = 'bridge'`, downstreamPipelineID))
+	return j, db.translate(err)
+}
+
+func (db *DB) JobSpec(ctx context.Context, jobID int64) ([]byte, error) {
+	var spec string
+	err := db.queryRow(ctx, `SELECT spec FROM jobs WHERE id = ?`, jobID).Scan(&spec)
+	return []byte(spec), db.translate(err)
+}
+
+func (db *DB) SetDownstream(ctx context.Context, bridgeID, pipelineID int64) error {
+	r, err := db.exec(ctx, `UPDATE jobs SET downstream_pipeline_id = ?, lock_version = lock_version + 1 WHERE id = ? AND kind = 'bridge'`, pipelineID, bridgeID)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ci.ErrNotFound
+	}
+	return nil
+}
+
+func (db *DB) ForceJobStatus(ctx context.Context, jobID int64, to ci.JobStatus, now time.Time) error {
+	if !to.Valid() {
+		return fmt.Errorf("%w: status %q", ci.ErrInvalid, to)
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		var from string
+		var pipelineID int64
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT status, pipeline_id FROM jobs WHERE id = ?`), jobID).Scan(&from, &pipelineID); err != nil {
+			return db.translate(err)
+		}
+		if from == string(to) {
+			return nil
+		}
+		sets, args := transitionSets(to, ci.FailureDownstreamCreation, tm(now))
+		if to == ci.StatusFailed {
+			// Mirrored failures are the downstream pipeline's; not a creation error.
+			args[len(args)-1] = string(ci.FailureUnknown)
+		}
+		args = append(args, jobID)
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pipelineID)
+		return err
+	})
+}
