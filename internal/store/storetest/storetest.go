@@ -16,6 +16,9 @@ import (
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 123456000, time.UTC)
 
+// extra holds groups registered by the other files of the suite.
+var extra = map[string]func(t *testing.T, st store.Store){}
+
 // Run exercises every store behaviour against stores from open.
 func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	tests := map[string]func(t *testing.T, st store.Store){
@@ -28,6 +31,9 @@ func Run(t *testing.T, open func(t testing.TB) store.Store) {
 		"ConcurrentTransition": testConcurrentTransition,
 		"Traces":               testTraces,
 		"ListProjects":         testListProjects,
+	}
+	for name, fn := range extra {
+		tests[name] = fn
 	}
 	for name, fn := range tests {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
