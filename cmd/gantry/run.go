@@ -75,6 +75,7 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 	if token != "" {
 		fmt.Fprintf(stdout, "Created user root. Its personal access token (shown once): %s\n", token)
 	}
+	a.Start(ctx)
 	l, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,9 @@ import (
 
 	"gantry/internal/ci"
 	"gantry/internal/config"
+	"gantry/internal/githost"
 	"gantry/internal/httpapi"
+	"gantry/internal/pipeline"
 	"gantry/internal/store"
 	"gantry/internal/store/cache"
 	"gantry/internal/store/postgres"
@@ -34,8 +37,10 @@ const Revision = "gantry"
 // App is one gantry node.
 type App struct {
 	Config config.Config
-	Store  store.Store
-	API    *httpapi.API
+	Store     store.Store
+	API       *httpapi.API
+	Repos     *githost.Repos
+	Pipelines *pipeline.Service
 	log    *slog.Logger
 	reg    *prometheus.Registry
 	now    func() time.Time
@@ -78,10 +83,48 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	st = cache.New(st, cfg.ReadCacheTTL, opt.Now)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	repos := &githost.Repos{Root: filepath.Join(cfg.DataDir, "repositories")}
+	if err := os.MkdirAll(repos.Root, 0o750); err != nil {
+		return nil, fmt.Errorf("repositories dir: %w", err)
+	}
+	pipes := pipeline.New(pipeline.Config{ExternalURL: cfg.ExternalURL}, st, repoSource{repos}, opt.Logger, opt.Now)
 	api := httpapi.New(httpapi.Config{
 		ExternalURL: cfg.ExternalURL, Version: Version, Revision: Revision, ArchiveBuildsOlderThan: cfg.ArchiveBuildsOlderThan,
-	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg})
-	return &App{Config: cfg, Store: st, API: api, log: opt.Logger, reg: reg, now: opt.Now}, nil
+	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes})
+	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, log: opt.Logger, reg: reg, now: opt.Now}, nil
+}
+
+// Start runs the background workers; Close stops them.
+func (a *App) Start(ctx context.Context) {
+	a.Pipelines.Start(ctx)
+}
+
+type pusherKey struct{}
+
+// gitHandler serves /<full_path>.git/... through git http-backend; every
+// branch or tag a push moves gets a pipeline.
+func (a *App) gitHandler() http.Handler {
+	auth := &gitAuth{store: a.Store, repos: a.Repos, now: a.now}
+	onPush := func(ctx context.Context, projectID int64, updates []githost.RefUpdate) {
+		p, err := a.Store.ProjectByID(ctx, projectID)
+		if err != nil {
+			a.log.Warn("push to unknown project", "project", projectID, "err", err)
+			return
+		}
+		user, _ := ctx.Value(pusherKey{}).(*ci.User)
+		var ups []pipeline.RefUpdate
+		for _, u := range updates {
+			ups = append(ups, pipeline.RefUpdate{Ref: u.Ref, Before: u.Before, After: u.After})
+		}
+		a.Pipelines.OnPush(ctx, p, user, ups)
+	}
+	h := a.Repos.Handler(auth, onPush, a.log)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, _, ok := credentials(r.Context(), a.Store, r, a.now()); ok {
+			r = r.WithContext(context.WithValue(r.Context(), pusherKey{}, user))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // Bootstrap creates the admin user root on first start. It returns the
@@ -117,6 +160,7 @@ func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	api := a.API.Handler()
 	mux.Handle("/api/v4/", api)
+	mux.Handle("/", a.gitHandler())
 	mux.Handle("/-/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /-/liveness", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, `{"status":"ok"}`)
@@ -161,5 +205,8 @@ func (a *App) Serve(ctx context.Context, srv *http.Server, serve func() error) e
 	return err
 }
 
-// Close releases storage.
-func (a *App) Close() error { return a.Store.Close() }
+// Close stops the workers and releases storage.
+func (a *App) Close() error {
+	a.Pipelines.Stop()
+	return a.Store.Close()
+}

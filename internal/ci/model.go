@@ -286,3 +286,19 @@ type Artifact struct {
 	ExpireAt   *time.Time
 	CreatedAt  time.Time
 }
+
+// Trigger is a pipeline trigger token of a project (stored hashed; the
+// prefix is kept to show the token masked).
+type Trigger struct {
+	ID          int64
+	ProjectID   int64
+	OwnerID     int64
+	Description string
+	TokenPrefix string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	LastUsed    *time.Time
+}
+
+// TriggerTokenPrefix starts every trigger token.
+const TriggerTokenPrefix = "glptt-"

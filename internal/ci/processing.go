@@ -105,12 +105,14 @@ type ProcJob struct {
 	DAG           bool   // scheduled by `needs` rather than by stage
 	Needs         []string
 	ResourceGroup string
+	Kind          JobKind
 }
 
 // Transition is one decided move.
 type Transition struct {
 	JobID    int64
 	From, To JobStatus
+	Kind     JobKind
 }
 
 // ProcessPipeline decides every created job that can be decided now, in
@@ -140,7 +142,7 @@ func ProcessPipeline(jobs []ProcJob) ([]Transition, JobStatus) {
 				continue
 			}
 			to := decide(j, prev)
-			out = append(out, Transition{JobID: j.ID, From: j.Status, To: to})
+			out = append(out, Transition{JobID: j.ID, From: j.Status, To: to, Kind: j.Kind})
 			j.Status = to
 			moved = true
 		}

@@ -257,6 +257,11 @@ func (a *API) handleCreateProject(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	if a.repos != nil {
+		if err := a.repos.Init(ctx, proj.ID, proj.DefaultBranch); err != nil {
+			return err
+		}
+	}
 	if ns.Kind == ci.NamespaceUser {
 		// Creators own projects in their own namespace through the namespace.
 		access := ci.Owner

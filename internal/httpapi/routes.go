@@ -33,6 +33,25 @@ func (a *API) addRoutes(mux router) {
 	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/bridges", h(a.handleListPipelineJobs(ci.KindBridge)))
 	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/trigger_jobs", h(a.handleListPipelineJobs(ci.KindBridge)))
 	mux.Handle("GET "+v4+"/job", h(a.handleGetJobOfToken))
+
+	mux.Handle("GET "+v4+"/projects/{id}/pipelines", h(a.handleListPipelines))
+	mux.Handle("POST "+v4+"/projects/{id}/pipeline", h(a.handleCreatePipeline))
+	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}", h(a.handleGetPipeline))
+	mux.Handle("DELETE "+v4+"/projects/{id}/pipelines/{pipeline_id}", h(a.handleDeletePipeline))
+	mux.Handle("POST "+v4+"/projects/{id}/pipelines/{pipeline_id}/cancel", h(a.handleCancelPipeline))
+	mux.Handle("POST "+v4+"/projects/{id}/pipelines/{pipeline_id}/retry", h(a.handleRetryPipeline))
+	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/variables", h(a.handlePipelineVariables))
+
+	mux.Handle("POST "+v4+"/projects/{id}/triggers", h(a.handleCreateTrigger))
+	mux.Handle("GET "+v4+"/projects/{id}/triggers", h(a.handleListTriggers))
+	mux.Handle("DELETE "+v4+"/projects/{id}/triggers/{trigger_id}", h(a.handleDeleteTrigger))
+	mux.Handle("POST "+v4+"/projects/{id}/trigger/pipeline", h(a.handleTriggerPipeline))
+	mux.Handle("POST "+v4+"/projects/{id}/ci/lint", h(a.handleLint))
+
+	mux.Handle("POST "+v4+"/projects/{id}/repository/files/{file_path}", h(a.handleWriteFile(true)))
+	mux.Handle("PUT "+v4+"/projects/{id}/repository/files/{file_path}", h(a.handleWriteFile(false)))
+	mux.Handle("POST "+v4+"/projects/{id}/repository/commits", h(a.handleCreateCommit))
+	mux.Handle("GET "+v4+"/projects/{id}/repository/branches", h(a.handleListBranches))
 }
 
 // router is what addRoutes registers on: a ServeMux, or a recorder.

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"gantry/internal/githost"
+	"gantry/internal/pipeline"
 	"gantry/internal/store"
 )
 
@@ -34,6 +36,9 @@ type API struct {
 	now     func() time.Time
 	metrics *metrics
 	encoded encodedMemo
+
+	repos     *githost.Repos
+	pipelines *pipeline.Service
 }
 
 // Deps are the API's collaborators.
@@ -42,6 +47,9 @@ type Deps struct {
 	Logger   *slog.Logger
 	Now      func() time.Time
 	Registry prometheus.Registerer
+	// Repos and Pipelines enable the repository and pipeline routes.
+	Repos     *githost.Repos
+	Pipelines *pipeline.Service
 }
 
 // New builds the API.
@@ -53,7 +61,7 @@ func New(cfg Config, d Deps) *API {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry)}
+	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines}
 }
 
 // handlerFunc is a handler that returns its error for writeError.

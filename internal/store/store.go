@@ -20,6 +20,7 @@ type Store interface {
 	Runners
 	Artifacts
 	Traces
+	Triggers
 
 	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
@@ -138,6 +139,16 @@ type AddMemberParams struct {
 	Now         time.Time
 }
 
+// Triggers holds pipeline trigger tokens.
+type Triggers interface {
+	CreateTrigger(ctx context.Context, t ci.Trigger, digest string) (*ci.Trigger, error)
+	Triggers(ctx context.Context, projectID int64) ([]*ci.Trigger, error)
+	// TriggerByDigest finds a token; ErrNotFound otherwise.
+	TriggerByDigest(ctx context.Context, digest string) (*ci.Trigger, error)
+	DeleteTrigger(ctx context.Context, projectID, id int64) error
+	TouchTrigger(ctx context.Context, id int64, now time.Time) error
+}
+
 // Pipelines holds pipelines.
 type Pipelines interface {
 	// InsertPipeline stores p as given (id and iid are assigned) and returns it.
@@ -161,8 +172,29 @@ type Pipelines interface {
 	// DeletePipeline removes a pipeline with its jobs (and child pipelines' links).
 	DeletePipeline(ctx context.Context, projectID, id int64) error
 	PipelineVariables(ctx context.Context, pipelineID int64) ([]Variable, error)
+	// GrantResources moves, per resource group of the project, the oldest
+	// waiting job to pending when no job of the group is active; it returns
+	// the granted job ids.
+	GrantResources(ctx context.Context, projectID int64, now time.Time) ([]int64, error)
+	// RetryJobs clones the given jobs of a pipeline as new created jobs
+	// (copying what GitLab copies: name, stage, when, needs, spec, tags,
+	// allow_failure, resource group), marks the originals retried, resets
+	// skipped jobs of the pipeline to created, and flags the pipeline.
+	RetryJobs(ctx context.Context, p RetryParams) ([]int64, error)
+	// CancelPipeline moves every cancelable job of the pipeline (and of its
+	// child pipelines) to canceled and flags the pipelines; it returns the
+	// jobs it moved.
+	CancelPipeline(ctx context.Context, pipelineID int64, now time.Time) ([]int64, error)
 	// BridgeOf returns the bridge job whose downstream pipeline this is, or ErrNotFound.
 	BridgeOf(ctx context.Context, downstreamPipelineID int64) (*ci.Job, error)
+}
+
+// RetryParams selects jobs to retry.
+type RetryParams struct {
+	PipelineID int64
+	JobIDs     []int64
+	UserID     *int64
+	Now        time.Time
 }
 
 // Decider computes processing moves from a pipeline's current jobs.
@@ -209,6 +241,8 @@ type PipelineFilter struct {
 	Source        string
 	UpdatedAfter  *time.Time
 	UpdatedBefore *time.Time
+	Tag           *bool
+	Ascending     bool
 	Offset, Limit int
 }
 

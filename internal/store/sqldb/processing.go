@@ -76,7 +76,7 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 		if err := tx.QueryRowContext(ctx, db.q(`SELECT project_id, status, started_at FROM pipelines WHERE id = ?`+lock), pipelineID).Scan(&projectID, &status, &started); err != nil {
 			return db.translate(err)
 		}
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT id, name, stage_idx, status, allow_failure, when_, scheduling_dag, needs, resource_group
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT id, name, stage_idx, status, allow_failure, when_, scheduling_dag, needs, resource_group, kind
 			FROM jobs WHERE pipeline_id = ? AND retried = FALSE ORDER BY stage_idx, id`), pipelineID)
 		if err != nil {
 			return err
@@ -85,7 +85,7 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 		for rows.Next() {
 			var j ci.ProcJob
 			var needs string
-			if err := rows.Scan(&j.ID, &j.Name, &j.StageIdx, &j.Status, &j.AllowFailure, &j.When, &j.DAG, &needs, &j.ResourceGroup); err != nil {
+			if err := rows.Scan(&j.ID, &j.Name, &j.StageIdx, &j.Status, &j.AllowFailure, &j.When, &j.DAG, &needs, &j.ResourceGroup, &j.Kind); err != nil {
 				rows.Close()
 				return err
 			}
@@ -192,13 +192,21 @@ func pipelineWhere(f store.PipelineFilter) (string, []any) {
 		where = append(where, "updated_at < ?")
 		args = append(args, tm(*f.UpdatedBefore))
 	}
+	if f.Tag != nil {
+		where = append(where, "tag = ?")
+		args = append(args, *f.Tag)
+	}
 	return " WHERE " + strings.Join(where, " AND "), args
 }
 
 func (db *DB) ListPipelines(ctx context.Context, f store.PipelineFilter) ([]*ci.Pipeline, error) {
 	where, args := pipelineWhere(f)
 	args = append(args, f.Limit, f.Offset)
-	rows, err := db.query(ctx, `SELECT `+pipelineCols+` FROM pipelines`+where+` ORDER BY id DESC LIMIT ? OFFSET ?`, args...)
+	order := " ORDER BY id DESC"
+	if f.Ascending {
+		order = " ORDER BY id ASC"
+	}
+	rows, err := db.query(ctx, `SELECT `+pipelineCols+` FROM pipelines`+where+order+` LIMIT ? OFFSET ?`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -306,4 +314,136 @@ func (db *DB) ForceJobStatus(ctx context.Context, jobID int64, to ci.JobStatus, 
 		_, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pipelineID)
 		return err
 	})
+}
+
+// GrantResources moves the oldest job waiting for each of the project's
+// resource groups to pending when no job of that group is active.
+func (db *DB) GrantResources(ctx context.Context, projectID int64, now time.Time) ([]int64, error) {
+	var granted []int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT DISTINCT resource_group FROM jobs WHERE project_id = ? AND status = 'waiting_for_resource'`), projectID)
+		if err != nil {
+			return err
+		}
+		var groups []string
+		for rows.Next() {
+			var g string
+			if err := rows.Scan(&g); err != nil {
+				rows.Close()
+				return err
+			}
+			groups = append(groups, g)
+		}
+		rows.Close()
+		for _, g := range groups {
+			var busy int
+			if err := tx.QueryRowContext(ctx, db.q(`SELECT count(*) FROM jobs WHERE project_id = ? AND resource_group = ? AND status IN ('pending','running','canceling')`), projectID, g).Scan(&busy); err != nil {
+				return err
+			}
+			if busy > 0 {
+				continue
+			}
+			var id, pipelineID int64
+			err := tx.QueryRowContext(ctx, db.q(`SELECT id, pipeline_id FROM jobs WHERE project_id = ? AND resource_group = ? AND status = 'waiting_for_resource' ORDER BY id LIMIT 1`), projectID, g).Scan(&id, &pipelineID)
+			if err != nil {
+				return err
+			}
+			sets, args := transitionSets(ci.StatusPending, "", tm(now))
+			args = append(args, id)
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = 'waiting_for_resource'`), args...); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pipelineID); err != nil {
+				return err
+			}
+			granted = append(granted, id)
+		}
+		return nil
+	})
+	return granted, err
+}
+
+func (db *DB) RetryJobs(ctx context.Context, p store.RetryParams) ([]int64, error) {
+	var created []int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		for _, id := range p.JobIDs {
+			var newID int64
+			err := tx.QueryRowContext(ctx, db.q(`INSERT INTO jobs (project_id, pipeline_id, kind, name, stage, stage_idx, status, ref, tag, allow_failure, when_,
+				created_at, user_id, tag_list, updated_at, scheduling_dag, needs, spec, resource_group)
+				SELECT project_id, pipeline_id, kind, name, stage, stage_idx, 'created', ref, tag, allow_failure, when_,
+				?, COALESCE(?, user_id), tag_list, ?, scheduling_dag, needs, spec, resource_group
+				FROM jobs WHERE id = ? AND pipeline_id = ? AND retried = FALSE RETURNING id`),
+				tm(p.Now), idArg(p.UserID), tm(p.Now), id, p.PipelineID).Scan(&newID)
+			if err == sql.ErrNoRows {
+				return fmt.Errorf("%w: job %d is not a current job of pipeline %d", ci.ErrConflict, id, p.PipelineID)
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET retried = TRUE, updated_at = ?, lock_version = lock_version + 1 WHERE id = ?`), tm(p.Now), id); err != nil {
+				return err
+			}
+			created = append(created, newID)
+		}
+		// Skipped jobs get another chance: processing decides them again.
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET status = 'created', updated_at = ?, lock_version = lock_version + 1
+			WHERE pipeline_id = ? AND status = 'skipped' AND retried = FALSE`), tm(p.Now), p.PipelineID); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), p.PipelineID)
+		return err
+	})
+	return created, err
+}
+
+func (db *DB) CancelPipeline(ctx context.Context, pipelineID int64, now time.Time) ([]int64, error) {
+	var moved []int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		ids := []int64{pipelineID}
+		for i := 0; i < len(ids) && i < 1000; i++ {
+			rows, err := tx.QueryContext(ctx, db.q(`SELECT id FROM pipelines WHERE parent_id = ?`), ids[i])
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				ids = append(ids, id)
+			}
+			rows.Close()
+		}
+		for _, pid := range ids {
+			rows, err := tx.QueryContext(ctx, db.q(`SELECT id FROM jobs WHERE pipeline_id = ? AND retried = FALSE AND status IN
+				('created','waiting_for_resource','preparing','waiting_for_callback','pending','running','manual','scheduled')`), pid)
+			if err != nil {
+				return err
+			}
+			var jobIDs []int64
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				jobIDs = append(jobIDs, id)
+			}
+			rows.Close()
+			for _, id := range jobIDs {
+				sets, args := transitionSets(ci.StatusCanceled, "", tm(now))
+				args = append(args, id)
+				if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...); err != nil {
+					return err
+				}
+				moved = append(moved, id)
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pid); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return moved, err
 }

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"gantry/internal/ci"
+	"gantry/internal/githost"
+	"gantry/internal/httpapi"
+	"gantry/internal/pipeline"
+	"gantry/internal/store"
+)
+
+// repoSource adapts the hosted repositories to what pipeline creation reads.
+type repoSource struct{ repos *githost.Repos }
+
+func (s repoSource) ReadFile(ctx context.Context, projectID int64, sha, path string) ([]byte, error) {
+	b, err := s.repos.ReadFile(ctx, projectID, sha, path)
+	if errors.Is(err, githost.ErrFileMissing) {
+		return nil, pipeline.ErrFileMissing
+	}
+	return b, err
+}
+
+func (s repoSource) Exists(ctx context.Context, projectID int64, sha, glob string) (bool, error) {
+	return s.repos.Exists(ctx, projectID, sha, glob)
+}
+
+func (s repoSource) ChangedPaths(ctx context.Context, projectID int64, before, after string) ([]string, error) {
+	return s.repos.ChangedPaths(ctx, projectID, before, after)
+}
+
+func (s repoSource) Commit(ctx context.Context, projectID int64, sha string) (*ci.Commit, error) {
+	info, err := s.repos.Commit(ctx, projectID, sha)
+	if err != nil {
+		return nil, err
+	}
+	c := httpapi.CommitFromGit(info)
+	return &c, nil
+}
+
+func (s repoSource) ResolveRef(ctx context.Context, projectID int64, ref string) (string, error) {
+	return s.repos.ResolveRef(ctx, projectID, ref)
+}
+
+// gitAuth authorises smart-HTTP requests: HTTP Basic with a personal
+// access token as the password, or the user gitlab-ci-token with the token
+// of a running job (read access to that job's project).
+type gitAuth struct {
+	store store.Store
+	repos *githost.Repos
+	now   func() time.Time
+}
+
+// credentials resolves Basic credentials to a user; job tokens also give
+// the job. ok is false when credentials are absent or wrong.
+func credentials(ctx context.Context, st store.Store, r *http.Request, now time.Time) (user *ci.User, job *ci.Job, ok bool) {
+	name, secret, has := r.BasicAuth()
+	if !has || secret == "" {
+		return nil, nil, false
+	}
+	if name == "gitlab-ci-token" || strings.HasPrefix(secret, ci.JobTokenPrefix) {
+		j, err := st.JobByTokenDigest(ctx, ci.HashToken(secret))
+		if err != nil || !j.Status.Executing() || j.UserID == nil {
+			return nil, nil, false
+		}
+		u, err := st.UserByID(ctx, *j.UserID)
+		if err != nil || u.State != "active" {
+			return nil, nil, false
+		}
+		return u, j, true
+	}
+	tok, u, err := st.TokenByDigest(ctx, ci.HashToken(secret))
+	if err != nil || tok.Revoked || u.State != "active" {
+		return nil, nil, false
+	}
+	if tok.ExpiresAt != nil && !tok.ExpiresAt.After(now) {
+		return nil, nil, false
+	}
+	return u, nil, true
+}
+
+func (g *gitAuth) Authorize(r *http.Request, fullPath string) (githost.Access, bool, bool, error) {
+	ctx := r.Context()
+	p, err := g.store.ProjectByFullPath(ctx, fullPath)
+	if errors.Is(err, ci.ErrNotFound) {
+		return githost.Access{}, false, false, nil
+	}
+	if err != nil {
+		return githost.Access{}, false, false, err
+	}
+	user, job, authed := credentials(ctx, g.store, r, g.now())
+	v := ci.Viewer{User: user}
+	if user != nil && job == nil {
+		if v.Access, err = g.store.ProjectAccess(ctx, user.ID, p); err != nil {
+			return githost.Access{}, false, false, err
+		}
+	}
+	acc := githost.Access{ProjectID: p.ID}
+	switch {
+	case job != nil:
+		// A job token reads its own project only.
+		if job.ProjectID != p.ID {
+			if p.Visibility == ci.Public {
+				acc.CanRead = true
+				return acc, true, true, g.repos.Init(ctx, p.ID, p.DefaultBranch)
+			}
+			return githost.Access{}, false, true, nil
+		}
+		acc.CanRead = true
+	default:
+		if !ci.CanReadProject(p, v) {
+			if !authed {
+				// Unknown to anonymous callers; ask for credentials.
+				return githost.Access{}, true, false, nil
+			}
+			return githost.Access{}, false, true, nil
+		}
+		acc.CanRead = p.Visibility != ci.Private || v.Access >= ci.Reporter || (user != nil && user.Admin) || p.Visibility == ci.Private && v.Access >= ci.Guest
+		acc.CanWrite = user != nil && (user.Admin || v.Access >= ci.Developer)
+	}
+	if err := g.repos.Init(ctx, p.ID, p.DefaultBranch); err != nil {
+		return githost.Access{}, false, false, err
+	}
+	return acc, true, authed, nil
+}
