@@ -36,14 +36,14 @@ const Revision = "gantry"
 
 // App is one gantry node.
 type App struct {
-	Config config.Config
+	Config    config.Config
 	Store     store.Store
 	API       *httpapi.API
 	Repos     *githost.Repos
 	Pipelines *pipeline.Service
-	log    *slog.Logger
-	reg    *prometheus.Registry
-	now    func() time.Time
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	now       func() time.Time
 }
 
 // Options are the parts tests may replace.

@@ -232,15 +232,18 @@ func TestPushToPipelines(t *testing.T) {
 				t.Fatalf("jobs %v", jobs)
 			}
 			n.finish(jobs["build"].ID, ci.StatusSuccess)
-			waitFor(t, "test stage", func() bool { jobs = n.jobs(proj.ID, p1.ID); return jobs["unit"].Status == "pending" && jobs["lint"].Status == "pending" })
+			waitFor(t, "test stage", func() bool {
+				jobs = n.jobs(proj.ID, p1.ID)
+				return jobs["unit"].Status == "pending" && jobs["lint"].Status == "pending"
+			})
 			n.finish(jobs["lint"].ID, ci.StatusFailed) // allowed to fail
 			n.finish(jobs["unit"].ID, ci.StatusSuccess)
 			waitFor(t, "deploy stage", func() bool { jobs = n.jobs(proj.ID, p1.ID); return jobs["deploy"].Status == "manual" })
 
 			// The bridge created a child pipeline and follows it.
 			var bridges []struct {
-				ID                 int64        `json:"id"`
-				Status             string       `json:"status"`
+				ID                 int64         `json:"id"`
+				Status             string        `json:"status"`
 				DownstreamPipeline *pipelineJSON `json:"downstream_pipeline"`
 			}
 			waitFor(t, "child pipeline", func() bool {

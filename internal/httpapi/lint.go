@@ -48,7 +48,9 @@ func (a *API) handleLint(w http.ResponseWriter, r *http.Request) error {
 		"CI_PIPELINE_SOURCE": "push", "CI_PROJECT_PATH": pv.project.FullPath, "CI_COMMIT_REF_SLUG": pipeline.RefSlug(ref),
 	}}
 	if sha != "" {
-		in.ReadFile = func(f string) ([]byte, error) { return a.repos.ReadFile(ctx, pv.project.ID, sha, strings.TrimPrefix(f, "/")) }
+		in.ReadFile = func(f string) ([]byte, error) {
+			return a.repos.ReadFile(ctx, pv.project.ID, sha, strings.TrimPrefix(f, "/"))
+		}
 		in.Exists = func(g string) bool { ok, _ := a.repos.Exists(ctx, pv.project.ID, sha, g); return ok }
 	}
 	type lintJob struct {

@@ -365,13 +365,9 @@ func (a *API) handleCreatePipeline(w http.ResponseWriter, r *http.Request) error
 		return errMessage(http.StatusServiceUnavailable, "503 Service Unavailable")
 	}
 	ref := p.str("ref")
-	tag := false
-	if _, err := a.repos.ResolveRef(r.Context(), pv.project.ID, "refs/heads/"+ref); err != nil {
-		if _, terr := a.repos.ResolveRef(r.Context(), pv.project.ID, "refs/tags/"+ref); terr == nil {
-			tag = true
-		} else {
-			return pipelineBaseError("Reference not found")
-		}
+	tag, err := a.branchOrTag(r, pv.project.ID, ref)
+	if err != nil {
+		return err
 	}
 	pl, err := a.pipelines.Create(r.Context(), pipeline.CreateRequest{Project: pv.project, Ref: ref, Tag: tag, Source: ci.SourceAPI, User: ident.User, Variables: vars})
 	return a.createPipelineAnswer(w, r, pv.project, pl, err)
@@ -494,4 +490,16 @@ func (a *API) handlePipelineVariables(w http.ResponseWriter, r *http.Request) er
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// branchOrTag says whether ref names a tag (false: a branch); neither is
+// GitLab's "Reference not found".
+func (a *API) branchOrTag(r *http.Request, projectID int64, ref string) (bool, error) {
+	if _, err := a.repos.ResolveRef(r.Context(), projectID, "refs/heads/"+ref); err == nil {
+		return false, nil
+	}
+	if _, err := a.repos.ResolveRef(r.Context(), projectID, "refs/tags/"+ref); err == nil {
+		return true, nil
+	}
+	return false, pipelineBaseError("Reference not found")
 }

@@ -147,12 +147,9 @@ func (a *API) handleTriggerPipeline(w http.ResponseWriter, r *http.Request) erro
 		return errMessage(http.StatusServiceUnavailable, "503 Service Unavailable")
 	}
 	ref := p.str("ref")
-	tag := false
-	if _, err := a.repos.ResolveRef(r.Context(), project.ID, "refs/heads/"+ref); err != nil {
-		if _, terr := a.repos.ResolveRef(r.Context(), project.ID, "refs/tags/"+ref); terr != nil {
-			return pipelineBaseError("Reference not found")
-		}
-		tag = true
+	tag, err := a.branchOrTag(r, project.ID, ref)
+	if err != nil {
+		return err
 	}
 	pl, err := a.pipelines.Create(r.Context(), pipeline.CreateRequest{Project: project, Ref: ref, Tag: tag, Source: ci.SourceTrigger, User: owner, Variables: vars})
 	return a.createPipelineAnswer(w, r, project, pl, err)

@@ -247,7 +247,7 @@ func (s *Service) predefined(req CreateRequest, c *ci.Commit) map[string]string 
 		"CI_DEFAULT_BRANCH": p.DefaultBranch, "CI_PROJECT_PATH": p.FullPath, "CI_PROJECT_NAME": p.Path,
 		"CI_PROJECT_NAMESPACE": ns, "CI_PROJECT_ID": strconv.FormatInt(p.ID, 10), "CI_PROJECT_URL": s.cfg.ExternalURL + "/" + p.FullPath,
 		"CI_PROJECT_VISIBILITY": string(p.Visibility),
-		"CI_COMMIT_MESSAGE": c.Message, "CI_COMMIT_TITLE": c.Title, "CI_COMMIT_AUTHOR": c.AuthorName + " <" + c.AuthorEmail + ">",
+		"CI_COMMIT_MESSAGE":     c.Message, "CI_COMMIT_TITLE": c.Title, "CI_COMMIT_AUTHOR": c.AuthorName + " <" + c.AuthorEmail + ">",
 	}
 	if v["CI_COMMIT_BEFORE_SHA"] == "" {
 		v["CI_COMMIT_BEFORE_SHA"] = zeroSHA

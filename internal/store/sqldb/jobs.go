@@ -107,10 +107,10 @@ func (db *DB) insertJobTx(ctx context.Context, tx *sql.Tx, j ci.Job) (int64, err
 			created_at, queued_at, started_at, finished_at, erased_at, erased_by_id, user_id, failure_reason, runner_id, runner_manager_id,
 			artifacts_expire_at, tag_list, retried, downstream_pipeline_id, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			j.ProjectID, j.PipelineID, string(j.Kind), j.Name, j.Stage, j.StageIdx, string(j.Status), j.Ref, j.Tag, cov, j.AllowFailure, j.When,
-			tm(j.CreatedAt), tmp(j.QueuedAt), tmp(j.StartedAt), tmp(j.FinishedAt), tmp(j.ErasedAt), idArg(j.ErasedByID), idArg(j.UserID),
-			string(j.FailureReason), idArg(j.RunnerID), idArg(j.RunnerManagerID), tmp(j.ArtifactsExpireAt), encodeTags(j.TagList), j.Retried,
-			idArg(j.DownstreamPipelineID), tm(j.UpdatedAt))
+		j.ProjectID, j.PipelineID, string(j.Kind), j.Name, j.Stage, j.StageIdx, string(j.Status), j.Ref, j.Tag, cov, j.AllowFailure, j.When,
+		tm(j.CreatedAt), tmp(j.QueuedAt), tmp(j.StartedAt), tmp(j.FinishedAt), tmp(j.ErasedAt), idArg(j.ErasedByID), idArg(j.UserID),
+		string(j.FailureReason), idArg(j.RunnerID), idArg(j.RunnerManagerID), tmp(j.ArtifactsExpireAt), encodeTags(j.TagList), j.Retried,
+		idArg(j.DownstreamPipelineID), tm(j.UpdatedAt))
 }
 
 func (db *DB) JobByID(ctx context.Context, projectID, id int64) (*ci.Job, error) {
