@@ -52,6 +52,18 @@ func (s *Service) loop(ctx context.Context) {
 	// from a full queue; the fast path is the wake channel.
 	sweep := time.NewTicker(5 * time.Second)
 	defer sweep.Stop()
+	// Delayed jobs: a timer armed for the earliest due one.
+	due := time.NewTimer(time.Hour)
+	defer due.Stop()
+	arm := func() {
+		next, err := s.store.NextScheduledAt(ctx)
+		d := time.Hour
+		if err == nil && next != nil {
+			d = max(time.Until(*next), 0)
+		}
+		due.Reset(d)
+	}
+	arm()
 	for {
 		select {
 		case <-ctx.Done():
@@ -60,8 +72,16 @@ func (s *Service) loop(ctx context.Context) {
 			return
 		case id := <-s.wake:
 			s.processLogged(ctx, id)
+			arm()
 		case <-sweep.C:
 			s.resume(ctx)
+			arm()
+		case <-due.C:
+			if _, err := s.store.EnqueueDueScheduled(ctx, s.now()); err != nil && ctx.Err() == nil {
+				s.log.Warn("enqueue delayed jobs", "err", err)
+			}
+			s.resume(ctx)
+			arm()
 		}
 	}
 }
@@ -111,7 +131,6 @@ func (s *Service) Process(ctx context.Context, pipelineID int64) error {
 func (s *Service) followUp(ctx context.Context, res *store.ProcessResult) error {
 	pl := res.Pipeline
 	var pending []int64
-	waiting := false
 	for _, t := range res.Transitions {
 		switch {
 		case t.Kind == ci.KindBridge && t.To == ci.StatusPending:
@@ -120,17 +139,14 @@ func (s *Service) followUp(ctx context.Context, res *store.ProcessResult) error 
 			}
 		case t.To == ci.StatusPending:
 			pending = append(pending, t.JobID)
-		case t.To == ci.StatusWaitingForResource:
-			waiting = true
 		}
 	}
-	if waiting || len(res.Transitions) > 0 {
-		granted, err := s.store.GrantResources(ctx, pl.ProjectID, s.now())
-		if err != nil {
-			return err
-		}
-		pending = append(pending, granted...)
+	// A job that finished may free a resource group for another pipeline.
+	granted, err := s.store.GrantResources(ctx, pl.ProjectID, s.now())
+	if err != nil {
+		return err
 	}
+	pending = append(pending, granted...)
 	if len(pending) > 0 && s.OnJobsPending != nil {
 		s.OnJobsPending(pl.ProjectID, pending)
 	}
@@ -139,15 +155,13 @@ func (s *Service) followUp(ctx context.Context, res *store.ProcessResult) error 
 			return err
 		}
 	}
-	// Moves made by this step may unlock more (e.g. a bridge that finished).
+	// Moves made by this step (bridges, grants) may unlock more.
 	more, err := s.store.PipelinesNeedingProcessing(ctx, 1000)
 	if err != nil {
 		return err
 	}
 	for _, id := range more {
-		if id == pl.ID || (pl.ParentID != nil && id == *pl.ParentID) {
-			s.Enqueue(id)
-		}
+		s.Enqueue(id)
 	}
 	return nil
 }

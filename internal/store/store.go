@@ -185,6 +185,11 @@ type Pipelines interface {
 	// child pipelines) to canceled and flags the pipelines; it returns the
 	// jobs it moved.
 	CancelPipeline(ctx context.Context, pipelineID int64, now time.Time) ([]int64, error)
+	// EnqueueDueScheduled moves delayed jobs whose time has come to pending
+	// (or waiting_for_resource) and flags their pipelines.
+	EnqueueDueScheduled(ctx context.Context, now time.Time) ([]int64, error)
+	// NextScheduledAt is the earliest time a delayed job is due, if any.
+	NextScheduledAt(ctx context.Context) (*time.Time, error)
 	// BridgeOf returns the bridge job whose downstream pipeline this is, or ErrNotFound.
 	BridgeOf(ctx context.Context, downstreamPipelineID int64) (*ci.Job, error)
 }

@@ -73,8 +73,15 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 		var projectID int64
 		var status string
 		var started sql.NullInt64
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT project_id, status, started_at FROM pipelines WHERE id = ?`+lock), pipelineID).Scan(&projectID, &status, &started); err != nil {
+		var flagged bool
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT project_id, status, started_at, needs_processing FROM pipelines WHERE id = ?`+lock), pipelineID).Scan(&projectID, &status, &started, &flagged); err != nil {
 			return db.translate(err)
+		}
+		if !flagged {
+			// Nothing happened since the last run: many wake-ups coalesce here.
+			p, err := scanPipeline(tx.QueryRowContext(ctx, db.q(`SELECT `+pipelineCols+` FROM pipelines WHERE id = ?`), pipelineID))
+			res.Pipeline = p
+			return err
 		}
 		rows, err := tx.QueryContext(ctx, db.q(`SELECT id, name, stage_idx, status, allow_failure, when_, scheduling_dag, needs, resource_group, kind
 			FROM jobs WHERE pipeline_id = ? AND retried = FALSE ORDER BY stage_idx, id`), pipelineID)
@@ -446,4 +453,53 @@ func (db *DB) CancelPipeline(ctx context.Context, pipelineID int64, now time.Tim
 		return nil
 	})
 	return moved, err
+}
+
+func (db *DB) EnqueueDueScheduled(ctx context.Context, now time.Time) ([]int64, error) {
+	var moved []int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT id, pipeline_id, resource_group FROM jobs WHERE status = 'scheduled' AND scheduled_at <= ? ORDER BY scheduled_at LIMIT 1000`), tm(now))
+		if err != nil {
+			return err
+		}
+		type due struct {
+			id, pipeline int64
+			group        string
+		}
+		var list []due
+		for rows.Next() {
+			var d due
+			if err := rows.Scan(&d.id, &d.pipeline, &d.group); err != nil {
+				rows.Close()
+				return err
+			}
+			list = append(list, d)
+		}
+		rows.Close()
+		for _, d := range list {
+			to := ci.StatusPending
+			if d.group != "" {
+				to = ci.StatusWaitingForResource
+			}
+			sets, args := transitionSets(to, "", tm(now))
+			args = append(args, d.id)
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = 'scheduled'`), args...); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), d.pipeline); err != nil {
+				return err
+			}
+			moved = append(moved, d.id)
+		}
+		return nil
+	})
+	return moved, err
+}
+
+func (db *DB) NextScheduledAt(ctx context.Context) (*time.Time, error) {
+	var at sql.NullInt64
+	if err := db.queryRow(ctx, `SELECT MIN(scheduled_at) FROM jobs WHERE status = 'scheduled'`).Scan(&at); err != nil {
+		return nil, err
+	}
+	return fromNull(at), nil
 }
