@@ -17,6 +17,8 @@ const benchUsage = `usage: gantry bench <name> [flags]
 benchmarks:
   jobs-list   GET /projects/:id/jobs (keyset) on a project of 1,000,000 jobs,
               against a plain net/http handler serving the same bytes
+  pipeline    compile and create a 500-job pipeline with needs, then process
+              it to completion with jobs finished through the store
 `
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -44,6 +46,25 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			o.Stores = []string{"sqlite"}
 		}
 		_, err := bench.JobsList(ctx, o, stdout)
+		return err
+	case "pipeline":
+		fs := flag.NewFlagSet("gantry bench pipeline", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.PipelineOptions{}
+		stores := fs.String("stores", "sqlite,postgres", "comma-separated stores to measure")
+		fs.IntVar(&o.Jobs, "jobs", 500, "jobs in the pipeline")
+		fs.IntVar(&o.Stages, "stages", 5, "stages")
+		fs.IntVar(&o.Runs, "runs", 5, "pipelines per store (medians are reported)")
+		fs.StringVar(&o.DatabaseURL, "database-url", getenv("GANTRY_BENCH_DATABASE_URL"), "PostgreSQL URL (GANTRY_BENCH_DATABASE_URL); its tables are emptied")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		o.Stores = strings.Split(*stores, ",")
+		if o.DatabaseURL == "" && strings.Contains(*stores, "postgres") {
+			fmt.Fprintln(stderr, "note: no PostgreSQL URL given; measuring SQLite only")
+			o.Stores = []string{"sqlite"}
+		}
+		_, err := bench.Pipeline(ctx, o, stdout)
 		return err
 	}
 	fmt.Fprint(stderr, benchUsage)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -247,23 +248,33 @@ func (db *DB) TransitionJob(ctx context.Context, p store.TransitionParams) (*ci.
 	}
 	sets, args := transitionSets(p.To, p.FailureReason, tm(p.Now))
 	args = append(args, p.JobID, string(p.From))
-	var projectID, pipelineID int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ? RETURNING project_id, pipeline_id`), args...).Scan(&projectID, &pipelineID)
-		if err == sql.ErrNoRows {
-			return fmt.Errorf("%w: job %d is not %s", ci.ErrConflict, p.JobID, p.From)
-		}
-		if err != nil {
+	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = ? AND status = ? RETURNING ` + jobCols
+	var job *ci.Job
+	var err error
+	if db.dialect.Name == "postgres" {
+		// One statement, one round trip: the job moves and its pipeline is
+		// flagged atomically.
+		job, err = scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
+			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
+			SELECT `+jobCols+` FROM moved`), args...))
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			if job, err = scanJob(tx.QueryRowContext(ctx, db.q(update), args...)); err != nil {
+				return err
+			}
+			// Every move of a job is an event for its pipeline.
+			_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
 			return err
-		}
-		// Every move of a job is an event for its pipeline.
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pipelineID)
-		return err
-	})
+		})
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: job %d is not %s", ci.ErrConflict, p.JobID, p.From)
+	}
 	if err != nil {
 		return nil, err
 	}
-	return db.JobByID(ctx, projectID, p.JobID)
+	return job, nil
 }
 
 func (db *DB) SetJobToken(ctx context.Context, jobID int64, digest string) error {

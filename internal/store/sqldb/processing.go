@@ -31,31 +31,7 @@ func (db *DB) CreatePipeline(ctx context.Context, np store.NewPipeline) (*ci.Pip
 				return db.translate(err)
 			}
 		}
-		for _, nj := range np.Jobs {
-			j := nj.Job
-			j.PipelineID, j.ProjectID = id, np.Pipeline.ProjectID
-			needs, _ := json.Marshal(nj.Needs)
-			if nj.Needs == nil {
-				needs = []byte("[]")
-			}
-			spec := nj.Spec
-			if len(spec) == 0 {
-				spec = []byte("{}")
-			}
-			jobID, err := db.insertJobTx(ctx, tx, j)
-			if err != nil {
-				return err
-			}
-			var scheduled any
-			if nj.StartIn > 0 {
-				scheduled = tm(j.CreatedAt.Add(nj.StartIn))
-			}
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET scheduling_dag = ?, needs = ?, spec = ?, resource_group = ?, scheduled_at = ? WHERE id = ?`),
-				nj.DAG, string(needs), string(spec), nj.ResourceGroup, scheduled, jobID); err != nil {
-				return err
-			}
-		}
-		return nil
+		return db.insertPlannedJobs(ctx, tx, id, np)
 	})
 	if err != nil {
 		return nil, err
@@ -502,4 +478,54 @@ func (db *DB) NextScheduledAt(ctx context.Context) (*time.Time, error) {
 		return nil, err
 	}
 	return fromNull(at), nil
+}
+
+// plannedJobsPerInsert bounds one multi-row INSERT (about 30 parameters a
+// row, well under both databases' parameter limits).
+const plannedJobsPerInsert = 100
+
+// insertPlannedJobs writes a new pipeline's jobs with multi-row INSERTs:
+// one round trip per hundred jobs instead of one per job.
+func (db *DB) insertPlannedJobs(ctx context.Context, tx *sql.Tx, pipelineID int64, np store.NewPipeline) error {
+	const cols = `(project_id, pipeline_id, kind, name, stage, stage_idx, status, ref, tag, allow_failure, when_, created_at, user_id, failure_reason,
+		tag_list, retried, updated_at, scheduling_dag, needs, spec, resource_group, scheduled_at)`
+	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, FALSE, ?, ?, ?, ?, ?, ?)`
+	for start := 0; start < len(np.Jobs); start += plannedJobsPerInsert {
+		batch := np.Jobs[start:min(start+plannedJobsPerInsert, len(np.Jobs))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO jobs ` + cols + ` VALUES `)
+		args := make([]any, 0, len(batch)*20)
+		for i, nj := range batch {
+			j := nj.Job
+			if !j.Status.Valid() {
+				return fmt.Errorf("%w: status %q", ci.ErrInvalid, j.Status)
+			}
+			if j.When == "" {
+				j.When = "on_success"
+			}
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(row)
+			needs := []byte("[]")
+			if len(nj.Needs) > 0 {
+				needs, _ = json.Marshal(nj.Needs)
+			}
+			spec := nj.Spec
+			if len(spec) == 0 {
+				spec = []byte("{}")
+			}
+			var scheduled any
+			if nj.StartIn > 0 {
+				scheduled = tm(j.CreatedAt.Add(nj.StartIn))
+			}
+			args = append(args, np.Pipeline.ProjectID, pipelineID, string(j.Kind), j.Name, j.Stage, j.StageIdx, string(j.Status), j.Ref, j.Tag,
+				j.AllowFailure, j.When, tm(j.CreatedAt), idArg(j.UserID), encodeTags(j.TagList), tm(j.CreatedAt),
+				nj.DAG, string(needs), string(spec), nj.ResourceGroup, scheduled)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(b.String()), args...); err != nil {
+			return db.translate(err)
+		}
+	}
+	return nil
 }
