@@ -330,8 +330,49 @@ func TestPushToPipelines(t *testing.T) {
 			if len(branches) != 2 || branches[0].Name != "feature" || branches[1].Name != "main" {
 				t.Fatalf("branches %+v", branches)
 			}
-			// Deleting a ref creates no pipeline.
+			// One push of several refs: one pipeline per ref.
+			git(t, work, "branch", "b1")
+			git(t, work, "tag", "v1.0")
 			before := len(n.pipelines(proj.ID))
+			git(t, work, "push", "-q", "origin", "b1", "v1.0")
+			waitFor(t, "a pipeline per pushed ref", func() bool {
+				refs := map[string]bool{}
+				for _, p := range n.pipelines(proj.ID) {
+					refs[p.Ref] = true
+				}
+				return refs["b1"] && refs["v1.0"] && len(n.pipelines(proj.ID)) == before+2
+			})
+			// A running job's token reads its project over git; a finished one's does not.
+			jobs = n.jobs(proj.ID, p2.ID)
+			var running int64
+			for _, p := range n.pipelines(proj.ID) {
+				if p.Ref == "b1" {
+					waitFor(t, "b1 build pending", func() bool { return n.jobs(proj.ID, p.ID)["build"].Status == "pending" })
+					running = n.jobs(proj.ID, p.ID)["build"].ID
+				}
+			}
+			ctx := context.Background()
+			if _, err := n.app.Store.TransitionJob(ctx, store.TransitionParams{JobID: running, From: ci.StatusPending, To: ci.StatusRunning, Now: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if err := n.app.Store.SetJobToken(ctx, running, ci.HashToken("glcbt-e2e-job-token")); err != nil {
+				t.Fatal(err)
+			}
+			jobURL, _ := url.Parse(proj.HTTP)
+			jobURL.User = url.UserPassword("gitlab-ci-token", "glcbt-e2e-job-token")
+			if out := git(t, dir, "ls-remote", jobURL.String()); !strings.Contains(out, "refs/heads/main") {
+				t.Fatalf("job token ls-remote: %s", out)
+			}
+			if _, err := n.app.Store.TransitionJob(ctx, store.TransitionParams{JobID: running, From: ci.StatusRunning, To: ci.StatusSuccess, Now: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			cmd = exec.Command("git", "ls-remote", jobURL.String())
+			cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
+			if out, err := cmd.CombinedOutput(); err == nil {
+				t.Fatalf("a finished job's token still reads the repository: %s", out)
+			}
+			// Deleting a ref creates no pipeline.
+			before = len(n.pipelines(proj.ID))
 			git(t, work, "push", "-q", "origin", "--delete", "feature")
 			time.Sleep(200 * time.Millisecond)
 			if after := len(n.pipelines(proj.ID)); after != before {
