@@ -17,11 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"gantry/internal/blob"
 	"gantry/internal/ci"
 	"gantry/internal/config"
 	"gantry/internal/githost"
 	"gantry/internal/httpapi"
 	"gantry/internal/pipeline"
+	"gantry/internal/runnerapi"
 	"gantry/internal/store"
 	"gantry/internal/store/cache"
 	"gantry/internal/store/postgres"
@@ -41,6 +43,9 @@ type App struct {
 	API       *httpapi.API
 	Repos     *githost.Repos
 	Pipelines *pipeline.Service
+	Runners   *runnerapi.API
+	Blobs     blob.Store
+	watchdog  *runnerapi.Watchdog
 	log       *slog.Logger
 	reg       *prometheus.Registry
 	now       func() time.Time
@@ -88,15 +93,22 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, fmt.Errorf("repositories dir: %w", err)
 	}
 	pipes := pipeline.New(pipeline.Config{ExternalURL: cfg.ExternalURL}, st, repoSource{repos}, opt.Logger, opt.Now)
+	blobs := &blob.FS{Root: filepath.Join(cfg.DataDir, "blobs")}
+	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
+		LongPoll: cfg.LongPoll}, st, blobs, pipes, opt.Logger, opt.Now)
+	pipes.OnJobsPending = runners.JobsPending
 	api := httpapi.New(httpapi.Config{
 		ExternalURL: cfg.ExternalURL, Version: Version, Revision: Revision, ArchiveBuildsOlderThan: cfg.ArchiveBuildsOlderThan,
-	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes})
-	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, log: opt.Logger, reg: reg, now: opt.Now}, nil
+	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
+		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog})
+	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
+		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
 // Start runs the background workers; Close stops them.
 func (a *App) Start(ctx context.Context) {
 	a.Pipelines.Start(ctx)
+	a.watchdog.Start(ctx)
 }
 
 type pusherKey struct{}
@@ -208,5 +220,6 @@ func (a *App) Serve(ctx context.Context, srv *http.Server, serve func() error) e
 // Close stops the workers and releases storage.
 func (a *App) Close() error {
 	a.Pipelines.Stop()
+	a.watchdog.Stop()
 	return a.Store.Close()
 }

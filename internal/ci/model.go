@@ -175,6 +175,10 @@ type Job struct {
 	DownstreamPipelineID *int64
 	UpdatedAt            time.Time
 	LockVersion          int64
+	// Set by the runner protocol.
+	ExitCode        *int
+	TimeoutSeconds  *int
+	RunnerUpdatedAt *time.Time
 }
 
 // Duration is finished (or now) minus started, nil if never started.
@@ -230,6 +234,8 @@ type Runner struct {
 	ContactedAt    *time.Time
 	CreatedByID    *int64
 	Busy           bool
+	// MaintenanceNote is free text for administrators.
+	MaintenanceNote string
 }
 
 // RunnerOnlineWindow is how recently a runner must have called to be online.

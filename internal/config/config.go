@@ -29,6 +29,10 @@ type Config struct {
 	// ArchiveBuildsOlderThan archives jobs older than this; 0 never.
 	ArchiveBuildsOlderThan time.Duration
 	ShutdownTimeout        time.Duration
+	// RunnerRegistrationToken enables the legacy runner registration flow.
+	RunnerRegistrationToken string
+	// LongPoll is how long POST /jobs/request holds an idle runner.
+	LongPoll time.Duration
 	// ReadCacheTTL bounds how stale cached tokens, projects, access levels,
 	// users and runners may be (0 disables the cache).
 	ReadCacheTTL time.Duration
@@ -44,6 +48,7 @@ func Defaults() Config {
 		SQLiteReaders:   4,
 		ShutdownTimeout: 15 * time.Second,
 		ReadCacheTTL:    time.Second,
+		LongPoll:        50 * time.Second,
 	}
 }
 
@@ -61,6 +66,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	env("GANTRY_DATABASE_URL", &c.DatabaseURL)
 	env("GANTRY_INITIAL_ROOT_TOKEN", &c.InitialRootToken)
 	env("GANTRY_LOG_LEVEL", &c.LogLevel)
+	env("GANTRY_RUNNER_REGISTRATION_TOKEN", &c.RunnerRegistrationToken)
 	var errs []string
 	envInt := func(key string, dst *int) {
 		if v := getenv(key); v != "" {
@@ -86,6 +92,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envInt("GANTRY_SQLITE_READERS", &c.SQLiteReaders)
 	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
+	envDur("GANTRY_LONG_POLL", &c.LongPoll)
 	if len(errs) > 0 {
 		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
@@ -101,6 +108,8 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.IntVar(&c.SQLiteReaders, "sqlite-readers", c.SQLiteReaders, "SQLite read connections (GANTRY_SQLITE_READERS)")
 	fs.DurationVar(&c.ArchiveBuildsOlderThan, "archive-builds-older-than", c.ArchiveBuildsOlderThan, "archive jobs older than this; 0 never (GANTRY_ARCHIVE_BUILDS_OLDER_THAN)")
 	fs.DurationVar(&c.ReadCacheTTL, "read-cache-ttl", c.ReadCacheTTL, "how stale cached tokens, projects and memberships may be; 0 disables (GANTRY_READ_CACHE_TTL)")
+	fs.StringVar(&c.RunnerRegistrationToken, "runner-registration-token", c.RunnerRegistrationToken, "enables legacy runner registration with this token (GANTRY_RUNNER_REGISTRATION_TOKEN)")
+	fs.DurationVar(&c.LongPoll, "long-poll", c.LongPoll, "how long an idle runner's job request is held (GANTRY_LONG_POLL)")
 	if err := fs.Parse(args); err != nil {
 		return c, fs, err
 	}

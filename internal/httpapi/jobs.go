@@ -297,6 +297,9 @@ func (a *API) handleGetTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if j.Status.Executing() && a.onLogRead != nil {
+		a.onLogRead(j.ID)
+	}
 	var data []byte
 	if j.ErasedAt == nil {
 		if data, err = a.store.ReadTrace(r.Context(), j.ID); err != nil {

@@ -52,12 +52,27 @@ func (a *API) addRoutes(mux router) {
 	mux.Handle("PUT "+v4+"/projects/{id}/repository/files/{file_path}", h(a.handleWriteFile(false)))
 	mux.Handle("POST "+v4+"/projects/{id}/repository/commits", h(a.handleCreateCommit))
 	mux.Handle("GET "+v4+"/projects/{id}/repository/branches", h(a.handleListBranches))
+
+	mux.Handle("POST "+v4+"/user/runners", h(a.handleCreateRunner))
+	mux.Handle("GET "+v4+"/runners", h(a.handleListRunners))
+	mux.Handle("GET "+v4+"/runners/all", h(a.handleListAllRunners))
+	mux.Handle("GET "+v4+"/runners/{id}", h(a.handleGetRunner))
+	mux.Handle("PUT "+v4+"/runners/{id}", h(a.handleUpdateRunner))
+	mux.Handle("DELETE "+v4+"/runners/{id}", h(a.handleDeleteRunner))
+	mux.Handle("GET "+v4+"/runners/{id}/jobs", h(a.handleRunnerJobs))
+	mux.Handle("GET "+v4+"/projects/{id}/runners", h(a.handleProjectRunners))
+
+	for _, m := range a.mounts {
+		m(mux)
+	}
 }
 
-// router is what addRoutes registers on: a ServeMux, or a recorder.
-type router interface {
+// Router is what routes are registered on: a ServeMux, or a recorder.
+type Router interface {
 	Handle(pattern string, h http.Handler)
 }
+
+type router = Router
 
 type routeRecorder struct{ patterns []string }
 

@@ -39,6 +39,8 @@ type API struct {
 
 	repos     *githost.Repos
 	pipelines *pipeline.Service
+	mounts    []func(r Router)
+	onLogRead func(jobID int64)
 }
 
 // Deps are the API's collaborators.
@@ -50,6 +52,11 @@ type Deps struct {
 	// Repos and Pipelines enable the repository and pipeline routes.
 	Repos     *githost.Repos
 	Pipelines *pipeline.Service
+	// Mount adds routes served by other packages (the runner API) to the
+	// same route table, behind the same catch-all and metrics.
+	Mount []func(r Router)
+	// OnLogRead is told when someone reads a running job's log.
+	OnLogRead func(jobID int64)
 }
 
 // New builds the API.
@@ -61,7 +68,7 @@ func New(cfg Config, d Deps) *API {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines}
+	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead}
 }
 
 // handlerFunc is a handler that returns its error for writeError.

@@ -194,6 +194,16 @@ type Pipelines interface {
 	BridgeOf(ctx context.Context, downstreamPipelineID int64) (*ci.Job, error)
 }
 
+// FinishParams is a runner's final report.
+type FinishParams struct {
+	JobID         int64
+	State         ci.JobStatus // success or failed
+	FailureReason ci.FailureReason
+	ExitCode      *int
+	Coverage      *float64
+	Now           time.Time
+}
+
 // RetryParams selects jobs to retry.
 type RetryParams struct {
 	PipelineID int64
@@ -268,6 +278,13 @@ type Jobs interface {
 	SetJobToken(ctx context.Context, jobID int64, digest string) error
 	// JobByTokenDigest finds the job owning a token, or ErrNotFound.
 	JobByTokenDigest(ctx context.Context, digest string) (*ci.Job, error)
+	// RecordRunnerUpdate notes that the runner reported on a job (stuck-job detection).
+	RecordRunnerUpdate(ctx context.Context, jobID int64, now time.Time) error
+	// FinishJob applies a runner's final state: running moves to the
+	// state; canceling always ends canceled. ErrConflict if the job is not executing.
+	FinishJob(ctx context.Context, p FinishParams) (*ci.Job, error)
+	// TimedOutJobs lists executing jobs past their deadline or silent too long.
+	TimedOutJobs(ctx context.Context, now time.Time, silentFor time.Duration) ([]*ci.Job, error)
 	// JobSpec returns the planned definition stored with a job.
 	JobSpec(ctx context.Context, jobID int64) ([]byte, error)
 	// SetDownstream links a bridge to the pipeline it created.
@@ -298,12 +315,62 @@ type TransitionParams struct {
 	Now           time.Time
 }
 
-// Runners holds runners and their managers.
+// Runners holds runners, their managers and the dispatch queries.
 type Runners interface {
 	InsertRunner(ctx context.Context, r ci.Runner, tokenDigest string) (*ci.Runner, error)
 	RunnersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Runner, error)
 	InsertRunnerManager(ctx context.Context, m ci.RunnerManager) (*ci.RunnerManager, error)
 	RunnerManagersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.RunnerManager, error)
+	// RunnerByTokenDigest finds a runner by its authentication token; ErrNotFound otherwise.
+	RunnerByTokenDigest(ctx context.Context, digest string) (*ci.Runner, error)
+	// SetRunnerScope replaces a runner's project and group assignments.
+	SetRunnerScope(ctx context.Context, runnerID int64, projectIDs, namespaceIDs []int64) error
+	// RunnerScope returns a runner's assigned projects and groups.
+	RunnerScope(ctx context.Context, runnerID int64) (projectIDs, namespaceIDs []int64, err error)
+	UpdateRunner(ctx context.Context, r ci.Runner) (*ci.Runner, error)
+	DeleteRunner(ctx context.Context, id int64) error
+	ListRunners(ctx context.Context, f RunnerFilter) ([]*ci.Runner, error)
+	// UpsertRunnerManager records the machine (system_id) a runner calls from.
+	UpsertRunnerManager(ctx context.Context, m ci.RunnerManager) (*ci.RunnerManager, error)
+	DeleteRunnerManager(ctx context.Context, runnerID int64, systemID string) error
+	// TouchRunner records contact; callers throttle it (no write per poll).
+	TouchRunner(ctx context.Context, runnerID, managerID int64, now time.Time) error
+	// RotateRunnerToken replaces the runner's token digest.
+	RotateRunnerToken(ctx context.Context, runnerID int64, digest string) error
+	// PendingProjects lists projects with pending builds, by project id.
+	PendingProjects(ctx context.Context) ([]int64, error)
+	// RunningCounts counts executing builds per project.
+	RunningCounts(ctx context.Context, projectIDs []int64) (map[int64]int, error)
+	// PendingJobs returns a project's oldest pending builds.
+	PendingJobs(ctx context.Context, projectID int64, limit int) ([]*ci.Job, error)
+	// ClaimJob moves a pending build to running for a runner in one
+	// conditional update; ErrConflict if someone else took it first.
+	ClaimJob(ctx context.Context, p ClaimParams) (*ci.Job, error)
+	// ProjectNamespaceChain returns the project's namespace and its ancestors' ids.
+	ProjectNamespaceChain(ctx context.Context, projectID int64) ([]int64, error)
+	// RunnerJobs lists jobs a runner ran, id descending.
+	RunnerJobs(ctx context.Context, runnerID int64, statuses []ci.JobStatus, offset, limit int) ([]*ci.Job, error)
+}
+
+// RunnerFilter selects runners.
+type RunnerFilter struct {
+	// ProjectID lists runners that may run the project's jobs: instance
+	// runners, its project runners and its groups' runners.
+	ProjectID int64
+	// OwnedProjects limits to project runners of these projects (and, with
+	// Admin, everything).
+	Type          ci.RunnerType
+	Paused        *bool
+	Tags          []string
+	Offset, Limit int
+}
+
+// ClaimParams assign a pending job to a runner.
+type ClaimParams struct {
+	JobID, RunnerID, ManagerID int64
+	TokenDigest                string
+	TimeoutSeconds             int
+	Now                        time.Time
 }
 
 // Artifacts holds artifact records (the bytes live in blob storage).
@@ -320,4 +387,6 @@ type Traces interface {
 	AppendTrace(ctx context.Context, jobID int64, offset int64, data []byte) (int64, error)
 	// ReadTrace returns the whole live log (nil when there is none).
 	ReadTrace(ctx context.Context, jobID int64) ([]byte, error)
+	// TraceSize is the stored log length.
+	TraceSize(ctx context.Context, jobID int64) (int64, error)
 }

@@ -50,14 +50,23 @@ func (db *DB) ArtifactsByJobIDs(ctx context.Context, ids []int64) (map[int64][]*
 func (db *DB) AppendTrace(ctx context.Context, jobID int64, offset int64, data []byte) (int64, error) {
 	var length int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT COALESCE(SUM(length(data)), 0) FROM trace_chunks WHERE job_id = ?`), jobID).Scan(&length); err != nil {
-			return err
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT trace_size FROM jobs WHERE id = ?`), jobID).Scan(&length); err != nil {
+			return db.translate(err)
 		}
 		if offset != length {
 			return fmt.Errorf("%w: trace offset %d, length %d", ci.ErrConflict, offset, length)
 		}
 		if len(data) == 0 {
 			return nil
+		}
+		// The size check and the append commit together: concurrent appends
+		// at the same offset cannot both succeed.
+		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET trace_size = trace_size + ? WHERE id = ? AND trace_size = ?`), len(data), jobID, offset)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n != 1 {
+			return fmt.Errorf("%w: trace moved during append", ci.ErrConflict)
 		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO trace_chunks (job_id, start_offset, data) VALUES (?, ?, ?)`), jobID, offset, data); err != nil {
 			return db.translate(err)
@@ -66,6 +75,12 @@ func (db *DB) AppendTrace(ctx context.Context, jobID int64, offset int64, data [
 		return nil
 	})
 	return length, err
+}
+
+func (db *DB) TraceSize(ctx context.Context, jobID int64) (int64, error) {
+	var n int64
+	err := db.queryRow(ctx, `SELECT trace_size FROM jobs WHERE id = ?`, jobID).Scan(&n)
+	return n, db.translate(err)
 }
 
 func (db *DB) ReadTrace(ctx context.Context, jobID int64) ([]byte, error) {

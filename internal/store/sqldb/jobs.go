@@ -18,10 +18,10 @@ import (
 
 const jobCols = `id, project_id, pipeline_id, kind, name, stage, stage_idx, status, ref, tag, coverage, allow_failure, when_,
 	created_at, queued_at, started_at, finished_at, erased_at, erased_by_id, user_id, failure_reason, runner_id, runner_manager_id,
-	artifacts_expire_at, tag_list, retried, downstream_pipeline_id, updated_at, lock_version`
+	artifacts_expire_at, tag_list, retried, downstream_pipeline_id, updated_at, lock_version, exit_code, timeout_seconds, runner_updated_at`
 
 func scanJob(row interface{ Scan(...any) error }) (*ci.Job, error) {
-	r := newRawRow(29)
+	r := newRawRow(32)
 	if err := row.Scan(r.ptrs...); err != nil {
 		return nil, err
 	}
@@ -37,6 +37,15 @@ func jobFromRow(r *rawRow) (*ci.Job, error) {
 		FailureReason: ci.FailureReason(r.str(20)), RunnerID: r.nullI64(21), RunnerManagerID: r.nullI64(22),
 		ArtifactsExpireAt: r.nullTime(23), TagList: decodeTags(r.str(24)), Retried: r.boolean(25),
 		DownstreamPipelineID: r.nullI64(26), UpdatedAt: r.time(27), LockVersion: r.i64(28),
+		RunnerUpdatedAt: r.nullTime(31),
+	}
+	if v := r.nullI64(29); v != nil {
+		c := int(*v)
+		j.ExitCode = &c
+	}
+	if v := r.nullI64(30); v != nil {
+		c := int(*v)
+		j.TimeoutSeconds = &c
 	}
 	return j, r.err
 }
@@ -195,7 +204,7 @@ func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]*ci.Job, error
 	}
 	defer rows.Close()
 	out := make([]*ci.Job, 0, f.Limit)
-	r := newRawRow(29)
+	r := newRawRow(32)
 	for rows.Next() {
 		if err := rows.Scan(r.ptrs...); err != nil {
 			return nil, err

@@ -8,7 +8,7 @@ import (
 	"gantry/internal/ci"
 )
 
-const runnerCols = `id, runner_type, description, name, paused, locked, run_untagged, access_level, tag_list, maximum_timeout, created_by_id, created_at, contacted_at`
+const runnerCols = `id, runner_type, description, name, paused, locked, run_untagged, access_level, tag_list, maximum_timeout, created_by_id, created_at, contacted_at, maintenance_note`
 
 func scanRunner(row interface{ Scan(...any) error }) (*ci.Runner, error) {
 	var r ci.Runner
@@ -17,7 +17,7 @@ func scanRunner(row interface{ Scan(...any) error }) (*ci.Runner, error) {
 	var maxTimeout, createdBy, contacted sql.NullInt64
 	var created int64
 	if err := row.Scan(&r.ID, &r.Type, &r.Description, &name, &r.Paused, &r.Locked, &r.RunUntagged, &r.AccessLevel, &tags,
-		&maxTimeout, &createdBy, &created, &contacted); err != nil {
+		&maxTimeout, &createdBy, &created, &contacted, &r.MaintenanceNote); err != nil {
 		return nil, err
 	}
 	if name.Valid {

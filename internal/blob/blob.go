@@ -1,0 +1,125 @@
+// Package blob stores artifacts and archived logs. FS is the default
+// adapter: files under a root directory, written atomically (temporary
+// file, fsync, rename) so an acknowledged upload survives a crash.
+package blob
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrNotFound is returned for a missing key.
+var ErrNotFound = errors.New("blob: not found")
+
+// ErrTooLarge is returned when a write exceeds its limit.
+var ErrTooLarge = errors.New("blob: too large")
+
+// Store is the blob seam.
+type Store interface {
+	// Put writes r under key, at most limit bytes (0: no limit), and returns the size.
+	Put(ctx context.Context, key string, r io.Reader, limit int64) (int64, error)
+	Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error)
+	Delete(ctx context.Context, key string) error
+}
+
+// FS stores blobs as files under Root.
+type FS struct{ Root string }
+
+func (f *FS) path(key string) (string, error) {
+	clean := filepath.ToSlash(filepath.Clean("/" + key))
+	if key == "" || strings.Contains(key, "..") || clean != "/"+key {
+		return "", fmt.Errorf("blob: invalid key %q", key)
+	}
+	return filepath.Join(f.Root, filepath.FromSlash(key)), nil
+}
+
+type limitedReader struct {
+	r     io.Reader
+	left  int64
+	limit bool
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.limit && l.left <= 0 {
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			return 0, ErrTooLarge
+		}
+		return 0, io.EOF
+	}
+	if l.limit && int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func (f *FS) Put(ctx context.Context, key string, r io.Reader, limit int64) (int64, error) {
+	dst, err := f.path(key)
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return 0, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".upload-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, &limitedReader{r: r, left: limit, limit: limit > 0})
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return 0, err
+	}
+	if d, err := os.Open(filepath.Dir(dst)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return n, nil
+}
+
+func (f *FS) Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error) {
+	p, err := f.path(key)
+	if err != nil {
+		return nil, 0, err
+	}
+	fh, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, 0, err
+	}
+	return fh, st.Size(), nil
+}
+
+func (f *FS) Delete(ctx context.Context, key string) error {
+	p, err := f.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package runnerapi
+
+import (
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Broker wakes long-polling runners when a job they can take becomes
+// pending. It keeps one version per runner (sent as X-GitLab-Last-Update)
+// and signals only the waiters whose runner matches the job.
+type Broker struct {
+	mu       sync.Mutex
+	epoch    string // distinguishes versions across restarts
+	versions map[int64]uint64
+	waiters  map[int64]map[*waiter]struct{}
+}
+
+type waiter struct {
+	match func(c Candidate) bool
+	ch    chan struct{}
+}
+
+// Candidate is a job that became pending, as matching needs it.
+type Candidate struct {
+	ProjectID int64
+	Chain     []int64 // the project's namespace and its ancestors
+	Tags      []string
+	Protected bool
+}
+
+// NewBroker creates an empty broker.
+func NewBroker() *Broker {
+	return &Broker{epoch: strconv.FormatInt(time.Now().UnixNano(), 36), versions: map[int64]uint64{}, waiters: map[int64]map[*waiter]struct{}{}}
+}
+
+// Version is the runner's current queue version.
+func (b *Broker) Version(runnerID int64) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.epoch + "-" + strconv.FormatUint(b.versions[runnerID], 10)
+}
+
+// Subscribe registers a waiter for a runner; cancel removes it.
+func (b *Broker) Subscribe(runnerID int64, match func(Candidate) bool) (<-chan struct{}, func()) {
+	w := &waiter{match: match, ch: make(chan struct{}, 1)}
+	b.mu.Lock()
+	if b.waiters[runnerID] == nil {
+		b.waiters[runnerID] = map[*waiter]struct{}{}
+	}
+	b.waiters[runnerID][w] = struct{}{}
+	b.mu.Unlock()
+	return w.ch, func() {
+		b.mu.Lock()
+		delete(b.waiters[runnerID], w)
+		if len(b.waiters[runnerID]) == 0 {
+			delete(b.waiters, runnerID)
+		}
+		b.mu.Unlock()
+	}
+}
+
+// Notify wakes the waiters that can take one of the jobs and moves their
+// runners' versions. It returns how many waiters it woke.
+func (b *Broker) Notify(cands []Candidate) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	woken := 0
+	for runnerID, ws := range b.waiters {
+		bumped := false
+		for w := range ws {
+			for _, c := range cands {
+				if w.match(c) {
+					if !bumped {
+						b.versions[runnerID]++
+						bumped = true
+					}
+					select {
+					case w.ch <- struct{}{}:
+						woken++
+					default:
+					}
+					break
+				}
+			}
+		}
+	}
+	return woken
+}
+
+// BumpAll moves every runner's version (e.g. after a restart-like event
+// whose matching is unknown), so no runner trusts a stale version.
+func (b *Broker) BumpAll() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.epoch = strconv.FormatInt(time.Now().UnixNano(), 36)
+	for _, ws := range b.waiters {
+		for w := range ws {
+			select {
+			case w.ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Waiting is the number of long-polls being held.
+func (b *Broker) Waiting() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, ws := range b.waiters {
+		n += len(ws)
+	}
+	return n
+}

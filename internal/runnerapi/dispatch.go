@@ -1,0 +1,220 @@
+package runnerapi
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"sync"
+	"time"
+
+	"gantry/internal/ci"
+	"gantry/internal/store"
+)
+
+// scope is what a runner may take, loaded once per poll.
+type scope struct {
+	runner     *ci.Runner
+	projects   map[int64]bool
+	namespaces map[int64]bool
+}
+
+func (s *scope) canTake(c Candidate) bool {
+	r := s.runner
+	if r.Paused {
+		return false
+	}
+	switch r.Type {
+	case ci.ProjectRunner:
+		if !s.projects[c.ProjectID] {
+			return false
+		}
+	case ci.GroupRunner:
+		ok := false
+		for _, n := range c.Chain {
+			if s.namespaces[n] {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if r.AccessLevel == "ref_protected" && !c.Protected {
+		return false
+	}
+	if len(c.Tags) == 0 {
+		return r.RunUntagged
+	}
+	for _, t := range c.Tags {
+		found := false
+		for _, have := range r.TagList {
+			if have == t {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *API) loadScope(ctx context.Context, r *ci.Runner) (*scope, error) {
+	s := &scope{runner: r, projects: map[int64]bool{}, namespaces: map[int64]bool{}}
+	if r.Type == ci.InstanceRunner {
+		return s, nil
+	}
+	projects, namespaces, err := a.store.RunnerScope(ctx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range projects {
+		s.projects[p] = true
+	}
+	for _, n := range namespaces {
+		s.namespaces[n] = true
+	}
+	return s, nil
+}
+
+// chains caches projects' namespace chains (they change only on transfer).
+type chains struct {
+	mu sync.Mutex
+	m  map[int64][]int64
+}
+
+func (c *chains) get(ctx context.Context, st store.Store, projectID int64) ([]int64, error) {
+	c.mu.Lock()
+	v, ok := c.m[projectID]
+	c.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	v, err := st.ProjectNamespaceChain(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) > 100000 {
+		c.m = map[int64][]int64{}
+	}
+	c.m[projectID] = v
+	c.mu.Unlock()
+	return v, nil
+}
+
+// candidatesPerProject bounds how far into one project's queue a poll looks.
+const candidatesPerProject = 25
+
+// claim finds the next job the runner may take and claims it. Projects are
+// served fewest-running-jobs first (fair across projects); within a
+// project, oldest first. The claim itself is one conditional update, so
+// two runners never get the same job.
+func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, string, error) {
+	if s.runner.Paused {
+		return nil, "", nil
+	}
+	projects, err := a.store.PendingProjects(ctx)
+	if err != nil || len(projects) == 0 {
+		return nil, "", err
+	}
+	var eligible []int64
+	for _, p := range projects {
+		switch s.runner.Type {
+		case ci.ProjectRunner:
+			if !s.projects[p] {
+				continue
+			}
+		case ci.GroupRunner:
+			chain, err := a.chains.get(ctx, a.store, p)
+			if err != nil {
+				return nil, "", err
+			}
+			if !(&scope{runner: &ci.Runner{Type: ci.GroupRunner, RunUntagged: true}, namespaces: s.namespaces}).canTake(Candidate{ProjectID: p, Chain: chain}) {
+				continue
+			}
+		}
+		eligible = append(eligible, p)
+	}
+	if len(eligible) == 0 {
+		return nil, "", nil
+	}
+	running, err := a.store.RunningCounts(ctx, eligible)
+	if err != nil {
+		return nil, "", err
+	}
+	sort.SliceStable(eligible, func(i, j int) bool {
+		if running[eligible[i]] != running[eligible[j]] {
+			return running[eligible[i]] < running[eligible[j]]
+		}
+		return eligible[i] < eligible[j]
+	})
+	for _, p := range eligible {
+		jobs, err := a.store.PendingJobs(ctx, p, candidatesPerProject)
+		if err != nil {
+			return nil, "", err
+		}
+		for _, j := range jobs {
+			if !s.canTake(Candidate{ProjectID: p, Chain: s.chainIfNeeded(ctx, a, p), Tags: j.TagList}) {
+				continue
+			}
+			token := ci.NewSecret(ci.JobTokenPrefix)
+			job, err := a.store.ClaimJob(ctx, store.ClaimParams{JobID: j.ID, RunnerID: s.runner.ID, ManagerID: managerID,
+				TokenDigest: ci.HashToken(token), TimeoutSeconds: a.jobTimeout(ctx, j, s.runner), Now: a.now()})
+			if errors.Is(err, ci.ErrConflict) {
+				continue // another runner took it first
+			}
+			if err != nil {
+				return nil, "", err
+			}
+			if a.pipelines != nil {
+				a.pipelines.Enqueue(job.PipelineID)
+			}
+			return job, token, nil
+		}
+	}
+	return nil, "", nil
+}
+
+func (s *scope) chainIfNeeded(ctx context.Context, a *API, projectID int64) []int64 {
+	if s.runner.Type != ci.GroupRunner {
+		return nil
+	}
+	c, _ := a.chains.get(ctx, a.store, projectID)
+	return c
+}
+
+// defaultJobTimeout is a project's default job timeout (GitLab: 60 minutes).
+const defaultJobTimeout = time.Hour
+
+// jobTimeout is the job's `timeout`, else the default, capped by the
+// runner's maximum_timeout.
+func (a *API) jobTimeout(ctx context.Context, j *ci.Job, r *ci.Runner) int {
+	t := int(defaultJobTimeout / time.Second)
+	if spec, err := a.spec(ctx, j.ID); err == nil && spec.TimeoutSeconds > 0 {
+		t = spec.TimeoutSeconds
+	}
+	if r.MaximumTimeout != nil && *r.MaximumTimeout > 0 && *r.MaximumTimeout < t {
+		t = *r.MaximumTimeout
+	}
+	return t
+}
+
+// JobsPending tells waiting runners about jobs that became pending.
+func (a *API) JobsPending(projectID int64, jobIDs []int64) {
+	ctx := context.Background()
+	chain, _ := a.chains.get(ctx, a.store, projectID)
+	var cands []Candidate
+	for _, id := range jobIDs {
+		j, err := a.store.JobByID(ctx, projectID, id)
+		if err != nil || j.Kind != ci.KindBuild {
+			continue
+		}
+		cands = append(cands, Candidate{ProjectID: projectID, Chain: chain, Tags: j.TagList})
+	}
+	if len(cands) > 0 {
+		a.broker.Notify(cands)
+	}
+}

@@ -1,0 +1,220 @@
+package runnerapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gantry/internal/ci"
+)
+
+// jobFromToken resolves :job_id and checks the job token against it.
+// A job that is not executing answers 403 with its status in Job-Status.
+func (a *API) jobFromToken(r *http.Request, token string) (*ci.Job, error) {
+	id, err := strconv.ParseInt(r.PathValue("job_id"), 10, 64)
+	if err != nil || id <= 0 {
+		return nil, &apiError{status: http.StatusNotFound, body: map[string]string{"message": "404 Not Found"}}
+	}
+	if token == "" {
+		token = r.Header.Get("Job-Token")
+	}
+	if token == "" {
+		token = r.URL.Query().Get("token")
+	}
+	if token == "" {
+		return nil, fail(http.StatusForbidden, "403 Forbidden")
+	}
+	job, err := a.store.JobByTokenDigest(r.Context(), ci.HashToken(token))
+	if err != nil || job.ID != id {
+		return nil, fail(http.StatusForbidden, "403 Forbidden")
+	}
+	if !job.Status.Executing() {
+		return nil, &apiError{status: http.StatusForbidden, body: map[string]string{"message": "403 Forbidden - Job is not running"},
+			header: map[string]string{"Job-Status": string(job.Status)}}
+	}
+	return job, nil
+}
+
+func (a *API) statusHeaders(w http.ResponseWriter, job *ci.Job) {
+	w.Header().Set("Job-Status", string(job.Status))
+	w.Header().Set("X-GitLab-Trace-Update-Interval", strconv.Itoa(int(a.updateInterval(job.ID)/time.Second)))
+}
+
+type updateBody struct {
+	Token         string `json:"token"`
+	State         string `json:"state"`
+	FailureReason string `json:"failure_reason"`
+	ExitCode      *int   `json:"exit_code"`
+	Checksum      string `json:"checksum"`
+	Output        struct {
+		Checksum string `json:"checksum"`
+		Bytesize int64  `json:"bytesize"`
+	} `json:"output"`
+}
+
+// PUT /jobs/:id: the runner reports progress or the final state.
+func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
+	var body updateBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	job, err := a.jobFromToken(r, body.Token)
+	if err != nil {
+		return err
+	}
+	now := a.now()
+	switch body.State {
+	case "", "running", "pending":
+		if err := a.store.RecordRunnerUpdate(ctx, job.ID, now); err != nil {
+			return err
+		}
+		a.statusHeaders(w, job)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	case "success", "failed":
+	default:
+		return &apiError{status: http.StatusBadRequest, body: map[string]string{"error": "state does not have a valid value"}}
+	}
+	state := ci.JobStatus(body.State)
+	var reason ci.FailureReason
+	spec, _ := a.spec(ctx, job.ID)
+	if state == ci.StatusFailed {
+		reason = ci.ParseFailureReason(body.FailureReason)
+		if body.FailureReason == "" {
+			reason = ci.FailureUnknown
+		}
+	}
+	var coverage *float64
+	if spec != nil && spec.Coverage != "" && state == ci.StatusSuccess {
+		coverage = a.coverage(ctx, job.ID, spec.Coverage)
+	}
+	finished, err := a.store.FinishJob(ctx, finishParams(job.ID, state, reason, body.ExitCode, coverage, now))
+	if errors.Is(err, ci.ErrConflict) {
+		cur, _ := a.store.JobByID(ctx, job.ProjectID, job.ID)
+		if cur != nil {
+			a.statusHeaders(w, cur)
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if a.pipelines != nil {
+		a.pipelines.Enqueue(finished.PipelineID)
+	}
+	a.statusHeaders(w, finished)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+// coverage applies the job's coverage regex to its log: the last match's
+// first number is the coverage, as GitLab reads it.
+func (a *API) coverage(ctx context.Context, jobID int64, expr string) *float64 {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil
+	}
+	trace, err := a.store.ReadTrace(ctx, jobID)
+	if err != nil || len(trace) == 0 {
+		return nil
+	}
+	matches := re.FindAll(trace, -1)
+	if len(matches) == 0 {
+		return nil
+	}
+	num := regexp.MustCompile(`\d+(\.\d+)?`).Find(matches[len(matches)-1])
+	if num == nil {
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(num), 64)
+	if err != nil {
+		return nil
+	}
+	return &v
+}
+
+// maxTraceChunk bounds one PATCH body (the runner sends at most 1 MiB).
+const maxTraceChunk = 4 << 20
+
+// PATCH /jobs/:id/trace: append a log chunk at Content-Range's start.
+func (a *API) handlePatchTrace(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	job, err := a.jobFromToken(r, "")
+	if err != nil {
+		return err
+	}
+	cr := r.Header.Get("Content-Range")
+	start, end, ok := parseContentRange(cr)
+	if !ok {
+		return &apiError{status: http.StatusBadRequest, body: map[string]string{"message": "400 Bad request - Content-Range is missing or malformed"}}
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxTraceChunk+1))
+	if err != nil {
+		return fail(http.StatusBadRequest, "400 Bad request - unreadable body")
+	}
+	if len(data) > maxTraceChunk {
+		return fail(http.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
+	}
+	if end >= 0 && end-start+1 != int64(len(data)) && len(data) > 0 {
+		return &apiError{status: http.StatusBadRequest, body: map[string]string{"message": "400 Bad request - Content-Range does not match the body"}}
+	}
+	size, err := a.store.AppendTrace(ctx, job.ID, start, data)
+	if errors.Is(err, ci.ErrConflict) {
+		cur, serr := a.store.TraceSize(ctx, job.ID)
+		if serr != nil {
+			return serr
+		}
+		w.Header().Set("Range", "0-"+strconv.FormatInt(cur, 10))
+		a.statusHeaders(w, job)
+		w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.store.RecordRunnerUpdate(ctx, job.ID, a.now()); err != nil {
+		return err
+	}
+	a.notifyTrace(job.ID)
+	w.Header().Set("Range", "0-"+strconv.FormatInt(size, 10))
+	a.statusHeaders(w, job)
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+// notifyTrace is a hook for live log readers (set by the log streamer).
+func (a *API) notifyTrace(jobID int64) {
+	if a.OnTrace != nil {
+		a.OnTrace(jobID)
+	}
+}
+
+// parseContentRange reads the runner's "start-end" (inclusive end, no
+// unit); "bytes start-end/total" is accepted too.
+func parseContentRange(v string) (start, end int64, ok bool) {
+	v = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), "bytes"))
+	v = strings.TrimSpace(strings.TrimPrefix(v, "="))
+	if i := strings.IndexByte(v, '/'); i >= 0 {
+		v = v[:i]
+	}
+	s, e, found := strings.Cut(v, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || start < 0 {
+		return 0, 0, false
+	}
+	end, err = strconv.ParseInt(e, 10, 64)
+	if err != nil || end < start-1 {
+		return 0, 0, false
+	}
+	return start, end, true
+}

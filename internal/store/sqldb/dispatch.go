@@ -1,0 +1,401 @@
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"gantry/internal/ci"
+	"gantry/internal/store"
+)
+
+func (db *DB) RunnerByTokenDigest(ctx context.Context, digest string) (*ci.Runner, error) {
+	r, err := scanRunner(db.queryRow(ctx, `SELECT `+runnerCols+` FROM runners WHERE token_digest = ?`, digest))
+	return r, db.translate(err)
+}
+
+func (db *DB) SetRunnerScope(ctx context.Context, runnerID int64, projectIDs, namespaceIDs []int64) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM runner_projects WHERE runner_id = ?`), runnerID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM runner_namespaces WHERE runner_id = ?`), runnerID); err != nil {
+			return err
+		}
+		for _, p := range projectIDs {
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO runner_projects (runner_id, project_id) VALUES (?, ?)`), runnerID, p); err != nil {
+				return db.translate(err)
+			}
+		}
+		for _, n := range namespaceIDs {
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO runner_namespaces (runner_id, namespace_id) VALUES (?, ?)`), runnerID, n); err != nil {
+				return db.translate(err)
+			}
+		}
+		return nil
+	})
+}
+
+func (db *DB) ids(ctx context.Context, query string, args ...any) ([]int64, error) {
+	rows, err := db.query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id sql.NullInt64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		if id.Valid {
+			out = append(out, id.Int64)
+		}
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) RunnerScope(ctx context.Context, runnerID int64) ([]int64, []int64, error) {
+	p, err := db.ids(ctx, `SELECT project_id FROM runner_projects WHERE runner_id = ? ORDER BY project_id`, runnerID)
+	if err != nil {
+		return nil, nil, err
+	}
+	n, err := db.ids(ctx, `SELECT namespace_id FROM runner_namespaces WHERE runner_id = ? ORDER BY namespace_id`, runnerID)
+	return p, n, err
+}
+
+func (db *DB) UpdateRunner(ctx context.Context, r ci.Runner) (*ci.Runner, error) {
+	var name, maxTimeout any
+	if r.Name != nil {
+		name = *r.Name
+	}
+	if r.MaximumTimeout != nil {
+		maxTimeout = *r.MaximumTimeout
+	}
+	res, err := db.exec(ctx, `UPDATE runners SET description = ?, name = ?, paused = ?, locked = ?, run_untagged = ?, access_level = ?, tag_list = ?,
+		maximum_timeout = ?, maintenance_note = ? WHERE id = ?`,
+		r.Description, name, r.Paused, r.Locked, r.RunUntagged, r.AccessLevel, encodeTags(r.TagList), maxTimeout, r.MaintenanceNote, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, ci.ErrNotFound
+	}
+	m, err := db.RunnersByIDs(ctx, []int64{r.ID})
+	if err != nil {
+		return nil, err
+	}
+	return m[r.ID], nil
+}
+
+func (db *DB) DeleteRunner(ctx context.Context, id int64) error {
+	res, err := db.exec(ctx, `DELETE FROM runners WHERE id = ?`, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ci.ErrNotFound
+	}
+	return nil
+}
+
+func (db *DB) ListRunners(ctx context.Context, f store.RunnerFilter) ([]*ci.Runner, error) {
+	var where []string
+	var args []any
+	if f.Type != "" {
+		where = append(where, "runner_type = ?")
+		args = append(args, string(f.Type))
+	}
+	if f.Paused != nil {
+		where = append(where, "paused = ?")
+		args = append(args, *f.Paused)
+	}
+	if f.ProjectID != 0 {
+		chain, err := db.ProjectNamespaceChain(ctx, f.ProjectID)
+		if err != nil {
+			return nil, err
+		}
+		cond := `runner_type = 'instance_type' OR id IN (SELECT runner_id FROM runner_projects WHERE project_id = ?)`
+		args = append(args, f.ProjectID)
+		if len(chain) > 0 {
+			cond += ` OR id IN (SELECT runner_id FROM runner_namespaces WHERE namespace_id IN (` + placeholders(len(chain)) + `))`
+			args = append(args, int64Args(chain)...)
+		}
+		where = append(where, "("+cond+")")
+	}
+	q := `SELECT ` + runnerCols + ` FROM runners`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	q += ` ORDER BY id LIMIT ? OFFSET ?`
+	args = append(args, limit+len(f.Tags)*0, f.Offset)
+	rows, err := db.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ci.Runner
+	for rows.Next() {
+		r, err := scanRunner(rows)
+		if err != nil {
+			return nil, err
+		}
+		if hasAllTags(r.TagList, f.Tags) {
+			out = append(out, r)
+		}
+	}
+	return out, rows.Err()
+}
+
+func hasAllTags(have, want []string) bool {
+	for _, w := range want {
+		found := false
+		for _, h := range have {
+			if h == w {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func (db *DB) UpsertRunnerManager(ctx context.Context, m ci.RunnerManager) (*ci.RunnerManager, error) {
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, db.q(`INSERT INTO runner_managers (runner_id, system_id, version, revision, platform, architecture, ip_address, created_at, contacted_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (runner_id, system_id) DO UPDATE SET version = excluded.version, revision = excluded.revision, platform = excluded.platform,
+			architecture = excluded.architecture, ip_address = excluded.ip_address, contacted_at = excluded.contacted_at`),
+			m.RunnerID, m.SystemID, strArg(m.Version), strArg(m.Revision), strArg(m.Platform), strArg(m.Architecture), strArg(m.IPAddress), tm(m.CreatedAt), tmp(m.ContactedAt))
+		if err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, db.q(`SELECT id FROM runner_managers WHERE runner_id = ? AND system_id = ?`), m.RunnerID, m.SystemID).Scan(&m.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := db.RunnerManagersByIDs(ctx, []int64{m.ID})
+	if err != nil {
+		return nil, err
+	}
+	return out[m.ID], nil
+}
+
+func (db *DB) DeleteRunnerManager(ctx context.Context, runnerID int64, systemID string) error {
+	res, err := db.exec(ctx, `DELETE FROM runner_managers WHERE runner_id = ? AND system_id = ?`, runnerID, systemID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ci.ErrNotFound
+	}
+	return nil
+}
+
+func (db *DB) TouchRunner(ctx context.Context, runnerID, managerID int64, now time.Time) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE runners SET contacted_at = ? WHERE id = ?`), tm(now), runnerID); err != nil {
+			return err
+		}
+		if managerID != 0 {
+			_, err := tx.ExecContext(ctx, db.q(`UPDATE runner_managers SET contacted_at = ? WHERE id = ?`), tm(now), managerID)
+			return err
+		}
+		return nil
+	})
+}
+
+func (db *DB) RotateRunnerToken(ctx context.Context, runnerID int64, digest string) error {
+	_, err := db.exec(ctx, `UPDATE runners SET token_digest = ? WHERE id = ?`, digest, runnerID)
+	return db.translate(err)
+}
+
+// PendingProjects walks the pending-jobs index one project at a time (a
+// loose index scan), so its cost grows with projects, not with jobs.
+func (db *DB) PendingProjects(ctx context.Context) ([]int64, error) {
+	return db.ids(ctx, `WITH RECURSIVE p(pid) AS (
+		SELECT MIN(project_id) FROM jobs WHERE status = 'pending' AND kind = 'build'
+		UNION ALL
+		SELECT (SELECT MIN(project_id) FROM jobs WHERE status = 'pending' AND kind = 'build' AND project_id > p.pid) FROM p WHERE p.pid IS NOT NULL
+	) SELECT pid FROM p WHERE pid IS NOT NULL`)
+}
+
+func (db *DB) RunningCounts(ctx context.Context, projectIDs []int64) (map[int64]int, error) {
+	out := map[int64]int{}
+	if len(projectIDs) == 0 {
+		return out, nil
+	}
+	rows, err := db.query(ctx, `SELECT project_id, count(*) FROM jobs WHERE status IN ('running', 'canceling') AND project_id IN (`+placeholders(len(projectIDs))+`) GROUP BY project_id`, int64Args(projectIDs)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p int64
+		var n int
+		if err := rows.Scan(&p, &n); err != nil {
+			return nil, err
+		}
+		out[p] = n
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) PendingJobs(ctx context.Context, projectID int64, limit int) ([]*ci.Job, error) {
+	rows, err := db.query(ctx, `SELECT `+jobCols+` FROM jobs WHERE project_id = ? AND status = 'pending' AND kind = 'build' ORDER BY id LIMIT `+fmt.Sprint(max(limit, 1)), projectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ci.Job
+	r := newRawRow(32)
+	for rows.Next() {
+		if err := rows.Scan(r.ptrs...); err != nil {
+			return nil, err
+		}
+		j, err := jobFromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) ClaimJob(ctx context.Context, p store.ClaimParams) (*ci.Job, error) {
+	sets, args := transitionSets(ci.StatusRunning, "", tm(p.Now))
+	sets = append(sets, "runner_id = ?", "runner_manager_id = ?", "token_digest = ?", "timeout_seconds = ?", "runner_updated_at = ?")
+	args = append(args, p.RunnerID, idArg(nonZero(p.ManagerID)), p.TokenDigest, p.TimeoutSeconds, tm(p.Now), p.JobID)
+	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = ? AND status = 'pending' RETURNING ` + jobCols
+	var job *ci.Job
+	var err error
+	if db.dialect.Name == "postgres" {
+		job, err = scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
+			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
+			SELECT `+jobCols+` FROM moved`), args...))
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			if job, err = scanJob(tx.QueryRowContext(ctx, db.q(update), args...)); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
+			return err
+		})
+	}
+	if err == sql.ErrNoRows {
+		return nil, fmt.Errorf("%w: job %d is no longer pending", ci.ErrConflict, p.JobID)
+	}
+	return job, err
+}
+
+func nonZero(v int64) *int64 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+func (db *DB) ProjectNamespaceChain(ctx context.Context, projectID int64) ([]int64, error) {
+	return db.ids(ctx, `WITH RECURSIVE anc(id, parent_id) AS (
+		SELECT n.id, n.parent_id FROM namespaces n JOIN projects p ON p.namespace_id = n.id WHERE p.id = ?
+		UNION ALL SELECT n.id, n.parent_id FROM namespaces n JOIN anc ON n.id = anc.parent_id
+	) SELECT id FROM anc`, projectID)
+}
+
+func (db *DB) RunnerJobs(ctx context.Context, runnerID int64, statuses []ci.JobStatus, offset, limit int) ([]*ci.Job, error) {
+	q := `SELECT ` + jobCols + ` FROM jobs WHERE runner_id = ?`
+	args := []any{runnerID}
+	if len(statuses) > 0 {
+		q += ` AND status IN (` + placeholders(len(statuses)) + `)`
+		for _, s := range statuses {
+			args = append(args, string(s))
+		}
+	}
+	q += ` ORDER BY id DESC LIMIT ? OFFSET ?`
+	args = append(args, limit, offset)
+	rows, err := db.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ci.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) RecordRunnerUpdate(ctx context.Context, jobID int64, now time.Time) error {
+	_, err := db.exec(ctx, `UPDATE jobs SET runner_updated_at = ? WHERE id = ?`, tm(now), jobID)
+	return err
+}
+
+func (db *DB) FinishJob(ctx context.Context, p store.FinishParams) (*ci.Job, error) {
+	var job *ci.Job
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var status string
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT status FROM jobs WHERE id = ?`), p.JobID).Scan(&status); err != nil {
+			return db.translate(err)
+		}
+		to := p.State
+		switch ci.JobStatus(status) {
+		case ci.StatusRunning:
+		case ci.StatusCanceling:
+			to = ci.StatusCanceled // whatever the runner reports, a cancel ends canceled
+		default:
+			return fmt.Errorf("%w: job %d is %s", ci.ErrConflict, p.JobID, status)
+		}
+		sets, args := transitionSets(to, p.FailureReason, tm(p.Now))
+		var exit, cov any
+		if p.ExitCode != nil {
+			exit = *p.ExitCode
+		}
+		if p.Coverage != nil {
+			cov = *p.Coverage
+		}
+		sets = append(sets, "exit_code = ?", "coverage = COALESCE(?, coverage)", "runner_updated_at = ?")
+		args = append(args, exit, cov, tm(p.Now), p.JobID, status)
+		var err error
+		job, err = scanJob(tx.QueryRowContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ? RETURNING `+jobCols), args...))
+		if err != nil {
+			return db.translate(err)
+		}
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
+		return err
+	})
+	return job, err
+}
+
+func (db *DB) TimedOutJobs(ctx context.Context, now time.Time, silentFor time.Duration) ([]*ci.Job, error) {
+	rows, err := db.query(ctx, `SELECT `+jobCols+` FROM jobs WHERE status IN ('running', 'canceling') AND kind = 'build' AND (
+		(timeout_seconds IS NOT NULL AND started_at + timeout_seconds * 1000000 < ?) OR
+		(runner_updated_at IS NOT NULL AND runner_updated_at < ?)) ORDER BY id LIMIT 1000`, tm(now), tm(now.Add(-silentFor)))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ci.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
