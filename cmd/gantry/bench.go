@@ -19,6 +19,8 @@ benchmarks:
               against a plain net/http handler serving the same bytes
   pipeline    compile and create a 500-job pipeline with needs, then process
               it to completion with jobs finished through the store
+  runners     job pickup latency with idle long-polling runners, idle polls'
+              requests and database writes, no-op job throughput, log ingest
 `
 
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -65,6 +67,29 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 			o.Stores = []string{"sqlite"}
 		}
 		_, err := bench.Pipeline(ctx, o, stdout)
+		return err
+	case "runners":
+		fs := flag.NewFlagSet("gantry bench runners", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.RunnersOptions{LogChunk: 4096}
+		stores := fs.String("stores", "sqlite,postgres", "comma-separated stores to measure")
+		fs.IntVar(&o.IdleRunners, "idle-runners", 500, "long-polling runners during the pickup measurement")
+		fs.IntVar(&o.Pickups, "pickups", 300, "jobs made pending one at a time")
+		fs.IntVar(&o.WorkRunners, "work-runners", 50, "runners driving no-op jobs")
+		fs.IntVar(&o.Jobs, "jobs", 5000, "no-op jobs")
+		fs.IntVar(&o.LogJobs, "log-jobs", 1000, "running jobs appending logs")
+		fs.DurationVar(&o.IdleFor, "idle-for", 10*time.Second, "how long idle polling is observed")
+		fs.DurationVar(&o.LongPoll, "long-poll", 20*time.Second, "server long-poll hold")
+		fs.StringVar(&o.DatabaseURL, "database-url", getenv("GANTRY_BENCH_DATABASE_URL"), "PostgreSQL URL (GANTRY_BENCH_DATABASE_URL); its tables are emptied")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		o.Stores = strings.Split(*stores, ",")
+		if o.DatabaseURL == "" && strings.Contains(*stores, "postgres") {
+			fmt.Fprintln(stderr, "note: no PostgreSQL URL given; measuring SQLite only")
+			o.Stores = []string{"sqlite"}
+		}
+		_, err := bench.Runners(ctx, o, stdout)
 		return err
 	}
 	fmt.Fprint(stderr, benchUsage)

@@ -14,9 +14,22 @@ import (
 // queue is full the pipeline stays flagged in the store and the next
 // resume sweep picks it up.
 func (s *Service) Enqueue(pipelineID int64) {
+	s.queuedMu.Lock()
+	if s.queued == nil {
+		s.queued = map[int64]bool{}
+	}
+	if s.queued[pipelineID] {
+		s.queuedMu.Unlock()
+		return // already waiting: one run will see every event so far
+	}
+	s.queued[pipelineID] = true
+	s.queuedMu.Unlock()
 	select {
 	case s.wake <- pipelineID:
 	default:
+		s.queuedMu.Lock()
+		delete(s.queued, pipelineID)
+		s.queuedMu.Unlock()
 	}
 }
 
@@ -71,6 +84,9 @@ func (s *Service) loop(ctx context.Context) {
 		case <-s.stop:
 			return
 		case id := <-s.wake:
+			s.queuedMu.Lock()
+			delete(s.queued, id)
+			s.queuedMu.Unlock()
 			s.processLogged(ctx, id)
 			arm()
 		case <-sweep.C:
@@ -137,6 +153,7 @@ func (s *Service) followUp(ctx context.Context, res *store.ProcessResult) error 
 			if err := s.trigger(ctx, pl, t.JobID); err != nil {
 				s.log.Warn("trigger downstream", "bridge", t.JobID, "err", err)
 			}
+			s.Enqueue(pl.ID) // the bridge moved again: decide what follows it
 		case t.To == ci.StatusPending:
 			pending = append(pending, t.JobID)
 		}
@@ -155,13 +172,11 @@ func (s *Service) followUp(ctx context.Context, res *store.ProcessResult) error 
 			return err
 		}
 	}
-	// Moves made by this step (bridges, grants) may unlock more.
-	more, err := s.store.PipelinesNeedingProcessing(ctx, 1000)
-	if err != nil {
-		return err
-	}
-	for _, id := range more {
-		s.Enqueue(id)
+	// Jobs granted a resource belong to other pipelines: process those.
+	for _, id := range granted {
+		if j, err := s.store.JobByID(ctx, pl.ProjectID, id); err == nil {
+			s.Enqueue(j.PipelineID)
+		}
 	}
 	return nil
 }

@@ -64,8 +64,10 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	wake    chan int64
-	stop    chan struct{}
+	wake     chan int64
+	queuedMu sync.Mutex
+	queued   map[int64]bool // ids in wake, so duplicates coalesce
+	stop     chan struct{}
 	done    chan struct{}
 	startMu sync.Mutex
 	started bool

@@ -60,27 +60,40 @@ func (b *Broker) Subscribe(runnerID int64, match func(Candidate) bool) (<-chan s
 	}
 }
 
-// Notify wakes the waiters that can take one of the jobs and moves their
-// runners' versions. It returns how many waiters it woke.
+// wakePerJob is how many matching waiters one pending job wakes. Waking
+// every matching runner would make them all race to claim one job (a
+// thundering herd); a few suffice, since a woken runner that loses the race
+// simply waits again, and every new poll looks for work first.
+const wakePerJob = 3
+
+// Notify wakes, for each job, a few waiters that can take it, and moves
+// the versions of every runner that could. It returns how many it woke.
 func (b *Broker) Notify(cands []Candidate) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	woken := 0
-	for runnerID, ws := range b.waiters {
-		bumped := false
-		for w := range ws {
-			for _, c := range cands {
-				if w.match(c) {
-					if !bumped {
-						b.versions[runnerID]++
-						bumped = true
-					}
-					select {
-					case w.ch <- struct{}{}:
-						woken++
-					default:
-					}
-					break
+	signaled := map[*waiter]bool{}
+	for _, c := range cands {
+		left := wakePerJob
+		for runnerID, ws := range b.waiters {
+			bumped := false
+			for w := range ws {
+				if !w.match(c) {
+					continue
+				}
+				if !bumped {
+					b.versions[runnerID]++
+					bumped = true
+				}
+				if left == 0 || signaled[w] {
+					continue
+				}
+				select {
+				case w.ch <- struct{}{}:
+					signaled[w] = true
+					woken++
+					left--
+				default:
 				}
 			}
 		}

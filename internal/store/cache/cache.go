@@ -218,3 +218,6 @@ func (c *Store) CommitsBySHA(ctx context.Context, projectID int64, shas []string
 	}
 	return out, nil
 }
+
+// Unwrap returns the wrapped store.
+func (c *Store) Unwrap() store.Store { return c.Store }

@@ -38,6 +38,7 @@ type DB struct {
 
 	qcache    sync.Map // query text → rebound text
 	stmtCount atomic.Int64
+	writes    atomic.Int64 // write transactions and statements, for benchmarks
 	stmts     sync.Map // query text → *sql.Stmt on the read pool
 }
 
@@ -160,8 +161,12 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// Writes counts write transactions and statements since the store opened.
+func (db *DB) Writes() int64 { return db.writes.Load() }
+
 // tx runs fn in a write transaction.
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	db.writes.Add(1)
 	if db.writeMu != nil {
 		db.writeMu.Lock()
 		defer db.writeMu.Unlock()
@@ -179,6 +184,7 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 
 // exec runs one write statement outside an explicit transaction.
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	db.writes.Add(1)
 	if db.writeMu != nil {
 		db.writeMu.Lock()
 		defer db.writeMu.Unlock()

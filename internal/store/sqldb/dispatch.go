@@ -280,6 +280,7 @@ func (db *DB) ClaimJob(ctx context.Context, p store.ClaimParams) (*ci.Job, error
 	var job *ci.Job
 	var err error
 	if db.dialect.Name == "postgres" {
+		db.writes.Add(1)
 		job, err = scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
 			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
 			SELECT `+jobCols+` FROM moved`), args...))

@@ -263,6 +263,7 @@ func (db *DB) TransitionJob(ctx context.Context, p store.TransitionParams) (*ci.
 	if db.dialect.Name == "postgres" {
 		// One statement, one round trip: the job moves and its pipeline is
 		// flagged atomically.
+		db.writes.Add(1)
 		job, err = scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
 			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
 			SELECT `+jobCols+` FROM moved`), args...))

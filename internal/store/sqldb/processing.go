@@ -41,6 +41,17 @@ func (db *DB) CreatePipeline(ctx context.Context, np store.NewPipeline) (*ci.Pip
 
 func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Time, decide store.Decider) (*store.ProcessResult, error) {
 	res := &store.ProcessResult{}
+	// Nothing happened since the last run: answer from a read, without a
+	// write transaction (duplicate wake-ups end here).
+	var flagged bool
+	if err := db.queryRow(ctx, `SELECT needs_processing FROM pipelines WHERE id = ?`, pipelineID).Scan(&flagged); err != nil {
+		return nil, db.translate(err)
+	}
+	if !flagged {
+		p, err := scanPipeline(db.queryRow(ctx, `SELECT `+pipelineCols+` FROM pipelines WHERE id = ?`, pipelineID))
+		res.Pipeline = p
+		return res, db.translate(err)
+	}
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		lock := ""
 		if db.dialect.Name == "postgres" {
@@ -302,8 +313,13 @@ func (db *DB) ForceJobStatus(ctx context.Context, jobID int64, to ci.JobStatus, 
 // GrantResources moves the oldest job waiting for each of the project's
 // resource groups to pending when no job of that group is active.
 func (db *DB) GrantResources(ctx context.Context, projectID int64, now time.Time) ([]int64, error) {
+	// Most projects use no resource groups: answer from a read, no write transaction.
+	waiting, err := db.ids(ctx, `SELECT id FROM jobs WHERE project_id = ? AND status = 'waiting_for_resource' LIMIT 1`, projectID)
+	if err != nil || len(waiting) == 0 {
+		return nil, err
+	}
 	var granted []int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, db.q(`SELECT DISTINCT resource_group FROM jobs WHERE project_id = ? AND status = 'waiting_for_resource'`), projectID)
 		if err != nil {
 			return err

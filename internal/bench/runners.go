@@ -1,0 +1,483 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gantry/internal/app"
+	"gantry/internal/ci"
+	"gantry/internal/config"
+	"gantry/internal/store"
+)
+
+// RunnersOptions configure the dispatch benchmark.
+type RunnersOptions struct {
+	IdleRunners   int           // long-polling runners while pickup latency is measured (500)
+	Pickups       int           // jobs made pending one at a time (300)
+	WorkRunners   int           // runners driving no-op jobs (50)
+	Jobs          int           // no-op jobs for the throughput run (5000)
+	LogJobs       int           // running jobs appending logs (1000)
+	LogChunk      int           // bytes per append (4096)
+	IdleFor       time.Duration // how long idle polling is observed (5s)
+	IdleConns     int           // connections held for the RSS figure (10000)
+	DatabaseURL   string
+	Stores        []string
+	TempDir       string
+	LongPoll      time.Duration // server long-poll hold (default 20s)
+}
+
+// RunnersReport is one store's figures.
+type RunnersReport struct {
+	Store                 string
+	PickupP50, PickupP99  time.Duration
+	IdleRequestsPerRunner float64 // per second
+	WritesPerIdlePoll     float64
+	JobsPerSecond         float64
+	IngestMBps            float64
+	RSSIdleMB             float64
+}
+
+type benchNode struct {
+	app  *app.App
+	base string
+	stop func()
+}
+
+const benchRootToken = "glpat-bench-root-0123456789abcdef"
+
+func startBenchNode(ctx context.Context, name string, o RunnersOptions) (*benchNode, error) {
+	dir, err := os.MkdirTemp(o.TempDir, "gantry-bench-node-")
+	if err != nil {
+		return nil, err
+	}
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.InitialRootToken, cfg.LongPoll, cfg.ReadCacheTTL = dir, benchRootToken, o.LongPoll, time.Second
+	if name == "postgres" {
+		db, closeDB, err := openBenchStore(ctx, "postgres", JobsListOptions{DatabaseURL: o.DatabaseURL})
+		if err != nil {
+			return nil, err
+		}
+		closeDB()
+		_ = db
+		cfg.DatabaseURL = o.DatabaseURL
+		cfg.DBMaxConns = 32
+	}
+	base, stopSrv, err := serveLater()
+	if err != nil {
+		return nil, err
+	}
+	cfg.ExternalURL, cfg.Listen = base.url, base.addr
+	a, err := app.New(ctx, cfg, app.Options{})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.Bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	actx, cancel := context.WithCancel(ctx)
+	a.Start(actx)
+	base.start(a.Handler())
+	return &benchNode{app: a, base: base.url, stop: func() { cancel(); stopSrv(); a.Close(); os.RemoveAll(dir) }}, nil
+}
+
+func (n *benchNode) api(method, path string, body any, out any) error {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(method, n.base+"/api/v4"+path, bytes.NewReader(b))
+	req.Header.Set("PRIVATE-TOKEN", benchRootToken)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+func (n *benchNode) runnerToken() (string, error) {
+	var out struct{ Token string }
+	err := n.api("POST", "/user/runners", map[string]any{"runner_type": "instance_type"}, &out)
+	return out.Token, err
+}
+
+// simRunner speaks the runner protocol over one keep-alive connection.
+type simRunner struct {
+	base, token string
+	client      *http.Client
+	lastUpdate  string
+	requests    atomic.Int64
+}
+
+func (r *simRunner) poll(ctx context.Context) (int64, string, error) {
+	body := map[string]any{"token": r.token, "system_id": "s_benchbenchbe", "info": map[string]any{"name": "bench", "version": "17.9.3"}}
+	if r.lastUpdate != "" {
+		body["last_update"] = r.lastUpdate
+	}
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, "POST", r.base+"/api/v4/jobs/request", bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	r.requests.Add(1)
+	res, err := r.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode == http.StatusNoContent {
+		r.lastUpdate = res.Header.Get("X-GitLab-Last-Update")
+		return 0, "", nil
+	}
+	if res.StatusCode != http.StatusCreated {
+		return 0, "", fmt.Errorf("jobs/request: %d %s", res.StatusCode, raw)
+	}
+	var p struct {
+		ID    int64  `json:"id"`
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return 0, "", err
+	}
+	return p.ID, p.Token, nil
+}
+
+func (r *simRunner) do(ctx context.Context, method, path string, body []byte, h map[string]string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, method, r.base+"/api/v4"+path, bytes.NewReader(body))
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	res, err := r.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
+func (r *simRunner) finish(ctx context.Context, id int64, token string) error {
+	b, _ := json.Marshal(map[string]any{"token": token, "state": "success"})
+	code, err := r.do(ctx, "PUT", "/jobs/"+strconv.FormatInt(id, 10), b, map[string]string{"Content-Type": "application/json"})
+	if err == nil && code != 200 {
+		err = fmt.Errorf("PUT: %d", code)
+	}
+	return err
+}
+
+func (r *simRunner) appendLog(ctx context.Context, id int64, token string, offset int, data []byte) error {
+	code, err := r.do(ctx, "PATCH", "/jobs/"+strconv.FormatInt(id, 10)+"/trace", data, map[string]string{
+		"JOB-TOKEN": token, "Content-Type": "text/plain", "Content-Range": fmt.Sprintf("%d-%d", offset, offset+len(data)-1)})
+	if err == nil && code != 202 {
+		err = fmt.Errorf("PATCH: %d", code)
+	}
+	return err
+}
+
+// Runners runs the dispatch benchmark on each store.
+func Runners(ctx context.Context, o RunnersOptions, out io.Writer) ([]RunnersReport, error) {
+	if o.LongPoll == 0 {
+		o.LongPoll = 20 * time.Second
+	}
+	var reps []RunnersReport
+	for _, name := range o.Stores {
+		r, err := runnersOne(ctx, name, o, out)
+		if err != nil {
+			return reps, fmt.Errorf("%s: %w", name, err)
+		}
+		reps = append(reps, r)
+	}
+	fmt.Fprintf(out, "\n%-9s %12s %12s %14s %14s %10s %12s %10s\n", "store", "pickup p50", "pickup p99", "idle req/s/rn", "writes/idle poll", "jobs/s", "ingest MB/s", "RSS MB")
+	for _, r := range reps {
+		fmt.Fprintf(out, "%-9s %10.2fms %10.2fms %14.3f %16.4f %10.0f %12.1f %10.0f\n", r.Store, ms(r.PickupP50), ms(r.PickupP99),
+			r.IdleRequestsPerRunner, r.WritesPerIdlePoll, r.JobsPerSecond, r.IngestMBps, r.RSSIdleMB)
+	}
+	return reps, nil
+}
+
+type writeCounter interface{ Writes() int64 }
+
+func writes(st store.Store) int64 {
+	for {
+		if w, ok := st.(writeCounter); ok {
+			return w.Writes()
+		}
+		u, ok := st.(interface{ Unwrap() store.Store })
+		if !ok {
+			return -1
+		}
+		st = u.Unwrap()
+	}
+}
+
+func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Writer) (RunnersReport, error) {
+	rep := RunnersReport{Store: name}
+	n, err := startBenchNode(ctx, name, o)
+	if err != nil {
+		return rep, err
+	}
+	defer n.stop()
+	var proj struct{ ID int64 }
+	if err := n.api("POST", "/projects", map[string]any{"name": "bench"}, &proj); err != nil {
+		return rep, err
+	}
+	// One job per pipeline for pickups: a config with a single job.
+	if err := n.api("POST", fmt.Sprintf("/projects/%d/repository/files/.gitlab-ci.yml", proj.ID), map[string]any{"branch": "main", "commit_message": "ci",
+		"content": "noop:\n  script: [\"true\"]\n"}, nil); err != nil {
+		return rep, err
+	}
+	// The commit made a pipeline; drain it later with the work runners.
+	token, err := n.runnerToken()
+	if err != nil {
+		return rep, err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	// --- pickup latency with IdleRunners long-polling ---
+	got := make(chan int64, o.IdleRunners)
+	var wg sync.WaitGroup
+	runners := make([]*simRunner, o.IdleRunners)
+	for i := range runners {
+		r := &simRunner{base: n.base, token: token, client: newClient(1)}
+		runners[i] = r
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for pctx.Err() == nil {
+				id, tok, err := r.poll(pctx)
+				if err != nil || id == 0 {
+					continue
+				}
+				got <- id
+				_ = r.finish(pctx, id, tok)
+			}
+		}()
+	}
+	// Drain the job created by the commit, then let every runner settle into a long poll.
+	select {
+	case <-got:
+	case <-time.After(30 * time.Second):
+		cancel()
+		return rep, fmt.Errorf("first job never picked up")
+	}
+	time.Sleep(time.Second)
+	st := n.app.Store
+	var lat []time.Duration
+	for i := 0; i < o.Pickups; i++ {
+		job, err := createdJob(ctx, st, proj.ID)
+		if err != nil {
+			cancel()
+			return rep, err
+		}
+		t0 := time.Now()
+		if _, err := st.TransitionJob(ctx, store.TransitionParams{JobID: job.ID, From: ci.StatusCreated, To: ci.StatusPending, Now: t0}); err != nil {
+			cancel()
+			return rep, err
+		}
+		n.app.Runners.JobsPending(proj.ID, []int64{job.ID})
+		select {
+		case id := <-got:
+			if id != job.ID {
+				cancel()
+				return rep, fmt.Errorf("picked %d, want %d", id, job.ID)
+			}
+			lat = append(lat, time.Since(t0))
+		case <-time.After(30 * time.Second):
+			cancel()
+			return rep, fmt.Errorf("job %d not picked up", job.ID)
+		}
+	}
+	slices.Sort(lat)
+	rep.PickupP50, rep.PickupP99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
+	fmt.Fprintf(out, "[%s] pickup with %d long-polling runners: p50 %.2f ms, p99 %.2f ms (%d jobs)\n", name, o.IdleRunners, ms(rep.PickupP50), ms(rep.PickupP99), len(lat))
+	// --- idle polling: requests and database writes ---
+	// Let processing of the pickup jobs' pipelines finish first.
+	for i := 0; i < 100; i++ {
+		ids, err := st.PipelinesNeedingProcessing(ctx, 1)
+		if err == nil && len(ids) == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	var before int64
+	for _, r := range runners {
+		before += r.requests.Load()
+	}
+	w0 := writes(st)
+	time.Sleep(o.IdleFor)
+	var after int64
+	for _, r := range runners {
+		after += r.requests.Load()
+	}
+	w1 := writes(st)
+	polls := float64(after - before)
+	rep.IdleRequestsPerRunner = polls / o.IdleFor.Seconds() / float64(o.IdleRunners)
+	if polls > 0 {
+		rep.WritesPerIdlePoll = float64(w1-w0) / polls
+	}
+	fmt.Fprintf(out, "[%s] idle: %.0f polls in %s from %d runners (%.3f req/s each), %d database writes\n", name, polls, o.IdleFor, o.IdleRunners, rep.IdleRequestsPerRunner, w1-w0)
+	// --- RSS while the runners long-poll ---
+	rep.RSSIdleMB = rssMB()
+	cancel()
+	wg.Wait()
+	// --- throughput of no-op jobs through WorkRunners ---
+	if rep.JobsPerSecond, err = throughput(ctx, n, proj.ID, token, o); err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(out, "[%s] %d no-op jobs through %d runners: %.0f jobs/s\n", name, o.Jobs, o.WorkRunners, rep.JobsPerSecond)
+	if rep.IngestMBps, err = ingest(ctx, n, proj.ID, token, o); err != nil {
+		return rep, err
+	}
+	fmt.Fprintf(out, "[%s] log ingest, %d running jobs appending %d-byte chunks: %.1f MB/s\n", name, o.LogJobs, o.LogChunk, rep.IngestMBps)
+	return rep, nil
+}
+
+// createdJob inserts a job in created status into a fresh pipeline.
+func createdJob(ctx context.Context, st store.Store, projectID int64) (*ci.Job, error) {
+	now := time.Now()
+	pl, err := st.InsertPipeline(ctx, ci.Pipeline{ProjectID: projectID, SHA: strings.Repeat("a", 40), Ref: "main", Status: ci.StatusRunning, Source: ci.SourceAPI, CreatedAt: now, UpdatedAt: now})
+	if err != nil {
+		return nil, err
+	}
+	return st.InsertJob(ctx, ci.Job{ProjectID: projectID, PipelineID: pl.ID, Kind: ci.KindBuild, Name: "noop", Stage: "test", Status: ci.StatusCreated, Ref: "main", CreatedAt: now})
+}
+
+// pendingJobs makes n pending jobs through the store, in pipelines of 100.
+func pendingJobs(ctx context.Context, st store.Store, projectID int64, n int) error {
+	now := time.Now()
+	for made := 0; made < n; made += 100 {
+		np := store.NewPipeline{Pipeline: ci.Pipeline{ProjectID: projectID, SHA: strings.Repeat("b", 40), Ref: "main", Status: ci.StatusCreated, Source: ci.SourceAPI, CreatedAt: now, UpdatedAt: now}}
+		for i := 0; i < min(100, n-made); i++ {
+			np.Jobs = append(np.Jobs, store.NewJob{Job: ci.Job{Kind: ci.KindBuild, Name: "j" + strconv.Itoa(i), Stage: "test", Status: ci.StatusCreated, Ref: "main", CreatedAt: now}})
+		}
+		pl, err := st.CreatePipeline(ctx, np)
+		if err != nil {
+			return err
+		}
+		if _, err := st.ProcessPipeline(ctx, pl.ID, now, ci.ProcessPipeline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func throughput(ctx context.Context, n *benchNode, projectID int64, token string, o RunnersOptions) (float64, error) {
+	if err := pendingJobs(ctx, n.app.Store, projectID, o.Jobs); err != nil {
+		return 0, err
+	}
+	var done atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	chunk := bytes.Repeat([]byte("x"), 64)
+	t0 := time.Now()
+	for i := 0; i < o.WorkRunners; i++ {
+		r := &simRunner{base: n.base, token: token, client: newClient(1)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done.Load() < int64(o.Jobs) {
+				id, tok, err := r.poll(ctx)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				if id == 0 {
+					continue
+				}
+				if err := r.appendLog(ctx, id, tok, 0, chunk); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				if err := r.finish(ctx, id, tok); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return 0, e.(error)
+	}
+	return float64(done.Load()) / time.Since(t0).Seconds(), nil
+}
+
+// ingest has LogJobs running jobs append LogChunk bytes as fast as the
+// server takes them for a few seconds, through 64 connections.
+func ingest(ctx context.Context, n *benchNode, projectID int64, token string, o RunnersOptions) (float64, error) {
+	if err := pendingJobs(ctx, n.app.Store, projectID, o.LogJobs); err != nil {
+		return 0, err
+	}
+	type running struct {
+		id     int64
+		token  string
+		offset int
+	}
+	var jobs []*running
+	r := &simRunner{base: n.base, token: token, client: newClient(1)}
+	for len(jobs) < o.LogJobs {
+		id, tok, err := r.poll(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if id != 0 {
+			jobs = append(jobs, &running{id: id, token: tok})
+		}
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), o.LogChunk/16)
+	var bytesIn atomic.Int64
+	deadline := time.Now().Add(5 * time.Second)
+	var wg sync.WaitGroup
+	const conns = 64
+	for c := 0; c < conns; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			cl := &simRunner{base: n.base, client: newClient(1)}
+			for i := c; time.Now().Before(deadline); i += conns {
+				j := jobs[i%len(jobs)]
+				if err := cl.appendLog(ctx, j.id, j.token, j.offset, data); err != nil {
+					return
+				}
+				j.offset += len(data)
+				bytesIn.Add(int64(len(data)))
+			}
+		}(c)
+	}
+	wg.Wait()
+	return float64(bytesIn.Load()) / 5 / 1e6, nil
+}
+
+// rssMB reads this process's resident set size.
+func rssMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				return kb / 1024
+			}
+		}
+	}
+	return 0
+}

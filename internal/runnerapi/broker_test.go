@@ -1,0 +1,49 @@
+package runnerapi
+
+import "testing"
+
+func TestBrokerWakesOnlyMatchingRunners(t *testing.T) {
+	b := NewBroker()
+	linux := func(c Candidate) bool { return len(c.Tags) == 1 && c.Tags[0] == "linux" }
+	any := func(c Candidate) bool { return len(c.Tags) == 0 || c.Tags[0] != "linux" }
+	chLinux, cancelLinux := b.Subscribe(1, linux)
+	defer cancelLinux()
+	var others []<-chan struct{}
+	for i := 0; i < 10; i++ {
+		ch, cancel := b.Subscribe(int64(10+i), any)
+		defer cancel()
+		others = append(others, ch)
+	}
+	v1, v2 := b.Version(1), b.Version(10)
+	if n := b.Notify([]Candidate{{ProjectID: 1, Tags: []string{"windows"}}}); n != wakePerJob {
+		t.Fatalf("woke %d", n)
+	}
+	select {
+	case <-chLinux:
+		t.Fatal("a runner that cannot take the job was woken")
+	default:
+	}
+	if b.Version(1) != v1 || b.Version(10) == v2 {
+		t.Fatal("versions: only matching runners move")
+	}
+	woken := 0
+	for _, ch := range others {
+		select {
+		case <-ch:
+			woken++
+		default:
+		}
+	}
+	if woken != wakePerJob {
+		t.Fatalf("%d of the matching waiters woke, want %d", woken, wakePerJob)
+	}
+	b.Notify([]Candidate{{ProjectID: 1, Tags: []string{"linux"}}})
+	select {
+	case <-chLinux:
+	default:
+		t.Fatal("the matching runner was not woken")
+	}
+	if b.Waiting() != 11 {
+		t.Fatalf("waiting %d", b.Waiting())
+	}
+}
