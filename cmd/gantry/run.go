@@ -20,7 +20,9 @@ const usage = `gantry: a GitLab-compatible CI job coordinator
 usage: gantry <command> [flags]
 
 commands:
-  server   serve the API (GitLab REST API v4)
+  up       a server and a built-in runner in one process (quick start)
+  server   serve the API (GitLab REST API v4) and the runner protocol
+  runner   gantry's own runner: --url URL --token glrt-…
   bench    run a shipped benchmark (gantry bench -h)
   version  print the version
 `
@@ -34,6 +36,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[1] {
 	case "server":
 		return runServer(ctx, args[2:], getenv, stdout, stderr)
+	case "runner":
+		return runRunner(ctx, args[2:], getenv, stdout, stderr)
+	case "up":
+		return runUp(ctx, args[2:], getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[2:], getenv, stdout, stderr)
 	case "version":

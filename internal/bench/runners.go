@@ -23,18 +23,18 @@ import (
 
 // RunnersOptions configure the dispatch benchmark.
 type RunnersOptions struct {
-	IdleRunners   int           // long-polling runners while pickup latency is measured (500)
-	Pickups       int           // jobs made pending one at a time (300)
-	WorkRunners   int           // runners driving no-op jobs (50)
-	Jobs          int           // no-op jobs for the throughput run (5000)
-	LogJobs       int           // running jobs appending logs (1000)
-	LogChunk      int           // bytes per append (4096)
-	IdleFor       time.Duration // how long idle polling is observed (5s)
-	IdleConns     int           // connections held for the RSS figure (10000)
-	DatabaseURL   string
-	Stores        []string
-	TempDir       string
-	LongPoll      time.Duration // server long-poll hold (default 20s)
+	IdleRunners int           // long-polling runners while pickup latency is measured (500)
+	Pickups     int           // jobs made pending one at a time (300)
+	WorkRunners int           // runners driving no-op jobs (50)
+	Jobs        int           // no-op jobs for the throughput run (5000)
+	LogJobs     int           // running jobs appending logs (1000)
+	LogChunk    int           // bytes per append (4096)
+	IdleFor     time.Duration // how long idle polling is observed (5s)
+	IdleConns   int           // connections held for the RSS figure (10000)
+	DatabaseURL string
+	Stores      []string
+	TempDir     string
+	LongPoll    time.Duration // server long-poll hold (default 20s)
 }
 
 // RunnersReport is one store's figures.

@@ -68,9 +68,9 @@ type Service struct {
 	queuedMu sync.Mutex
 	queued   map[int64]bool // ids in wake, so duplicates coalesce
 	stop     chan struct{}
-	done    chan struct{}
-	startMu sync.Mutex
-	started bool
+	done     chan struct{}
+	startMu  sync.Mutex
+	started  bool
 
 	// Hooks for other parts (dispatch wakes runners when jobs become pending).
 	OnJobsPending func(projectID int64, jobIDs []int64)
@@ -197,7 +197,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*ci.Pipeline, 
 		if j.When == "never" {
 			continue
 		}
-		spec, err := specOf(j)
+		spec, err := specOf(plan, j)
 		if err != nil {
 			return nil, err
 		}

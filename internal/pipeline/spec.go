@@ -33,10 +33,27 @@ type JobSpec struct {
 	StartIn               time.Duration       `json:"start_in,omitempty"`
 }
 
-func specOf(j *ciconfig.Job) ([]byte, error) {
+// jobVariables are the global YAML variables the job inherits, then its own.
+func jobVariables(plan *ciconfig.Plan, j *ciconfig.Job) []ciconfig.Variable {
+	var out []ciconfig.Variable
+	if !j.InheritNoVars {
+		allow := map[string]bool{}
+		for _, k := range j.InheritVariables {
+			allow[k] = true
+		}
+		for _, v := range plan.Variables {
+			if len(j.InheritVariables) == 0 || allow[v.Key] {
+				out = append(out, v)
+			}
+		}
+	}
+	return append(out, j.Variables...)
+}
+
+func specOf(plan *ciconfig.Plan, j *ciconfig.Job) ([]byte, error) {
 	s := JobSpec{
 		Script: j.Script, BeforeScript: j.BeforeScript, AfterScript: j.AfterScript, Image: j.Image, Services: j.Services,
-		Variables: j.Variables, Artifacts: j.Artifacts, Cache: j.Cache, TimeoutSeconds: int(j.Timeout / time.Second), Retry: j.Retry,
+		Variables: jobVariables(plan, j), Artifacts: j.Artifacts, Cache: j.Cache, TimeoutSeconds: int(j.Timeout / time.Second), Retry: j.Retry,
 		Interruptible: j.Interruptible, Environment: j.Environment, Coverage: j.Coverage, Needs: j.Needs, NeedsSet: j.NeedsSet,
 		Dependencies: j.Dependencies, DependenciesSet: j.DependenciesSet, AllowFailureExitCodes: j.AllowFailureExitCodes,
 		Trigger: j.Trigger, Parallel: j.Parallel, StartIn: j.StartIn,

@@ -39,7 +39,7 @@ type DB struct {
 	qcache    sync.Map // query text → rebound text
 	stmtCount atomic.Int64
 	writes    atomic.Int64 // write transactions and statements, for benchmarks
-	stmts     sync.Map // query text → *sql.Stmt on the read pool
+	stmts     sync.Map     // query text → *sql.Stmt on the read pool
 }
 
 // query runs a read through a statement prepared once per query text;
