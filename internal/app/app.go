@@ -78,6 +78,13 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	// git runs in the repositories' directories: paths must not depend on
+	// the working directory.
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	cfg.DataDir = abs
 	st := opt.Store
 	if st == nil {
 		var err error

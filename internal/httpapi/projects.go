@@ -258,8 +258,10 @@ func (a *API) handleCreateProject(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if a.repos != nil {
+		// The repository is also created on first use; a failure here must
+		// not leave a project the caller believes was refused.
 		if err := a.repos.Init(ctx, proj.ID, proj.DefaultBranch); err != nil {
-			return err
+			a.log.Warn("create repository", "project", proj.ID, "err", err)
 		}
 	}
 	if ns.Kind == ci.NamespaceUser {
