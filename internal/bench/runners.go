@@ -360,9 +360,9 @@ func createdJob(ctx context.Context, st store.Store, projectID int64) (*ci.Job, 
 // pendingJobs makes n pending jobs through the store, in pipelines of 100.
 func pendingJobs(ctx context.Context, st store.Store, projectID int64, n int) error {
 	now := time.Now()
-	for made := 0; made < n; made += 100 {
+	for made := 0; made < n; made += jobsPerBenchPipeline {
 		np := store.NewPipeline{Pipeline: ci.Pipeline{ProjectID: projectID, SHA: strings.Repeat("b", 40), Ref: "main", Status: ci.StatusCreated, Source: ci.SourceAPI, CreatedAt: now, UpdatedAt: now}}
-		for i := 0; i < min(100, n-made); i++ {
+		for i := 0; i < min(jobsPerBenchPipeline, n-made); i++ {
 			np.Jobs = append(np.Jobs, store.NewJob{Job: ci.Job{Kind: ci.KindBuild, Name: "j" + strconv.Itoa(i), Stage: "test", Status: ci.StatusCreated, Ref: "main", CreatedAt: now}})
 		}
 		pl, err := st.CreatePipeline(ctx, np)
@@ -481,3 +481,6 @@ func rssMB() float64 {
 	}
 	return 0
 }
+
+// jobsPerBenchPipeline sizes the pipelines the throughput runs drain.
+var jobsPerBenchPipeline = 100

@@ -212,7 +212,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*ci.Pipeline, 
 		np.Jobs = append(np.Jobs, store.NewJob{
 			Job: ci.Job{Kind: kind, Name: j.Name, Stage: j.Stage, StageIdx: j.StageIdx, Status: ci.StatusCreated, Ref: req.Ref, Tag: req.Tag,
 				AllowFailure: j.AllowFailure, When: j.When, CreatedAt: now, UserID: base.UserID, TagList: j.Tags},
-			DAG: j.NeedsSet, Needs: needs, Spec: spec, ResourceGroup: j.ResourceGroup, StartIn: j.StartIn,
+			DAG: j.NeedsSet, Needs: needs, Spec: spec, ResourceGroup: j.ResourceGroup, StartIn: j.StartIn, TimeoutSeconds: int(j.Timeout / time.Second),
 		})
 	}
 	if len(np.Jobs) == 0 {

@@ -113,7 +113,8 @@ const candidatesPerProject = 25
 // project, oldest first. The claim itself is one conditional update, so
 // two runners never get the same job.
 func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, string, error) {
-	if s.runner.Paused {
+	if s.runner.Paused || s.runner.AccessLevel == "ref_protected" {
+		// Protected refs are not modelled yet: a protected-only runner has no work.
 		return nil, "", nil
 	}
 	projects, err := a.store.PendingProjects(ctx)
@@ -151,29 +152,25 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 		}
 		return eligible[i] < eligible[j]
 	})
+	maxTimeout := 0
+	if s.runner.MaximumTimeout != nil {
+		maxTimeout = *s.runner.MaximumTimeout
+	}
 	for _, p := range eligible {
-		jobs, err := a.store.PendingJobs(ctx, p, candidatesPerProject)
+		token := ci.NewSecret(ci.JobTokenPrefix)
+		job, err := a.store.ClaimNext(ctx, store.ClaimNextParams{ProjectID: p, RunnerID: s.runner.ID, ManagerID: managerID,
+			RunnerTags: s.runner.TagList, RunUntagged: s.runner.RunUntagged, TokenDigest: ci.HashToken(token),
+			MaxTimeout: maxTimeout, DefaultTimeout: int(defaultJobTimeout / time.Second), Now: a.now()})
+		if errors.Is(err, ci.ErrNotFound) {
+			continue // nothing this runner may take in that project
+		}
 		if err != nil {
 			return nil, "", err
 		}
-		for _, j := range jobs {
-			if !s.canTake(Candidate{ProjectID: p, Chain: s.chainIfNeeded(ctx, a, p), Tags: j.TagList}) {
-				continue
-			}
-			token := ci.NewSecret(ci.JobTokenPrefix)
-			job, err := a.store.ClaimJob(ctx, store.ClaimParams{JobID: j.ID, RunnerID: s.runner.ID, ManagerID: managerID,
-				TokenDigest: ci.HashToken(token), TimeoutSeconds: a.jobTimeout(ctx, j, s.runner), Now: a.now()})
-			if errors.Is(err, ci.ErrConflict) {
-				continue // another runner took it first
-			}
-			if err != nil {
-				return nil, "", err
-			}
-			if a.pipelines != nil {
-				a.pipelines.Enqueue(job.PipelineID)
-			}
-			return job, token, nil
+		if a.pipelines != nil {
+			a.pipelines.Enqueue(job.PipelineID)
 		}
+		return job, token, nil
 	}
 	return nil, "", nil
 }
@@ -188,19 +185,6 @@ func (s *scope) chainIfNeeded(ctx context.Context, a *API, projectID int64) []in
 
 // defaultJobTimeout is a project's default job timeout (GitLab: 60 minutes).
 const defaultJobTimeout = time.Hour
-
-// jobTimeout is the job's `timeout`, else the default, capped by the
-// runner's maximum_timeout.
-func (a *API) jobTimeout(ctx context.Context, j *ci.Job, r *ci.Runner) int {
-	t := int(defaultJobTimeout / time.Second)
-	if spec, err := a.spec(ctx, j.ID); err == nil && spec.TimeoutSeconds > 0 {
-		t = spec.TimeoutSeconds
-	}
-	if r.MaximumTimeout != nil && *r.MaximumTimeout > 0 && *r.MaximumTimeout < t {
-		t = *r.MaximumTimeout
-	}
-	return t
-}
 
 // JobsPending tells waiting runners about jobs that became pending.
 func (a *API) JobsPending(projectID int64, jobIDs []int64) {

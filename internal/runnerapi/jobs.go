@@ -71,7 +71,7 @@ func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
 	now := a.now()
 	switch body.State {
 	case "", "running", "pending":
-		if err := a.store.RecordRunnerUpdate(ctx, job.ID, now); err != nil {
+		if err := a.recordUpdate(ctx, job.ID); err != nil {
 			return err
 		}
 		a.statusHeaders(w, job)
@@ -179,7 +179,7 @@ func (a *API) handlePatchTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.store.RecordRunnerUpdate(ctx, job.ID, a.now()); err != nil {
+	if err := a.recordUpdate(ctx, job.ID); err != nil {
 		return err
 	}
 	a.notifyTrace(job.ID)
@@ -217,4 +217,24 @@ func parseContentRange(v string) (start, end int64, ok bool) {
 		return 0, 0, false
 	}
 	return start, end, true
+}
+
+// recordUpdate notes runner contact for a job at most every 10 seconds:
+// the watchdog only needs minutes of precision, and log appends are frequent.
+func (a *API) recordUpdate(ctx context.Context, jobID int64) error {
+	now := a.now()
+	a.mu.Lock()
+	last, ok := a.jobContacts[jobID]
+	fresh := ok && now.Sub(last) < 10*time.Second
+	if !fresh {
+		if len(a.jobContacts) > 100000 {
+			a.jobContacts = map[int64]time.Time{}
+		}
+		a.jobContacts[jobID] = now
+	}
+	a.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	return a.store.RecordRunnerUpdate(ctx, jobID, now)
 }

@@ -250,7 +250,14 @@ func short(sha string) string {
 // `dependencies:` when given, else `needs:` with artifacts, else every job
 // of earlier stages.
 func (a *API) dependencies(ctx context.Context, job *ci.Job, spec *pipeline.JobSpec, token string) ([]payloadDependency, error) {
-	jobs, err := a.store.ListJobs(ctx, store.JobFilter{ProjectID: job.ProjectID, PipelineID: job.PipelineID, Kind: ci.KindBuild, Limit: 1000})
+	f := store.JobFilter{ProjectID: job.ProjectID, PipelineID: job.PipelineID, Kind: ci.KindBuild, Limit: 1000}
+	if !spec.DependenciesSet && !spec.NeedsSet {
+		if job.StageIdx == 0 {
+			return []payloadDependency{}, nil
+		}
+		f.BeforeStage = job.StageIdx
+	}
+	jobs, err := a.store.ListJobs(ctx, f)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,8 @@ type API struct {
 	contacts map[[2]int64]time.Time // (runner, manager) → last contact written
 	managers map[string]int64       // runner:system_id → manager id
 	watched  map[int64]time.Time    // job id → until when someone follows its log
+	// jobContacts throttles runner_updated_at writes per job.
+	jobContacts map[int64]time.Time
 
 	// OnTrace, when set, is told about every appended log chunk.
 	OnTrace func(jobID int64)
@@ -81,7 +83,8 @@ func New(cfg Config, st store.Store, blobs blob.Store, pipes *pipeline.Service, 
 		log = slog.Default()
 	}
 	return &API{cfg: cfg, store: st, blobs: blobs, pipelines: pipes, log: log, now: now, broker: NewBroker(),
-		contacts: map[[2]int64]time.Time{}, managers: map[string]int64{}, watched: map[int64]time.Time{}}
+		contacts: map[[2]int64]time.Time{}, managers: map[string]int64{}, watched: map[int64]time.Time{},
+		jobContacts: map[int64]time.Time{}}
 }
 
 // Broker exposes the wake-up broker (benchmarks and tests count waiters).

@@ -245,6 +245,8 @@ type NewJob struct {
 	Spec          []byte // JSON: what the runner will need (script, image, …)
 	ResourceGroup string
 	StartIn       time.Duration
+	// TimeoutSeconds is the job's own `timeout` (0: the default applies).
+	TimeoutSeconds int
 }
 
 // PipelineFilter selects pipelines of a project, id descending.
@@ -303,8 +305,10 @@ type JobFilter struct {
 	Ref            string // the pipeline's ref
 	IncludeRetried bool
 	BeforeID       int64 // keyset: id < BeforeID
-	Offset         int
-	Limit          int
+	// BeforeStage, when > 0, keeps jobs of stages before it (stage_idx < BeforeStage).
+	BeforeStage int
+	Offset      int
+	Limit       int
 }
 
 type TransitionParams struct {
@@ -346,6 +350,10 @@ type Runners interface {
 	// ClaimJob moves a pending build to running for a runner in one
 	// conditional update; ErrConflict if someone else took it first.
 	ClaimJob(ctx context.Context, p ClaimParams) (*ci.Job, error)
+	// ClaimNext picks the project's oldest pending build the runner may
+	// take (tags, run_untagged) and claims it in the same statement, so
+	// concurrent runners never race for one row; ErrNotFound if none.
+	ClaimNext(ctx context.Context, p ClaimNextParams) (*ci.Job, error)
 	// ProjectNamespaceChain returns the project's namespace and its ancestors' ids.
 	ProjectNamespaceChain(ctx context.Context, projectID int64) ([]int64, error)
 	// RunnerJobs lists jobs a runner ran, id descending.
@@ -363,6 +371,18 @@ type RunnerFilter struct {
 	Paused        *bool
 	Tags          []string
 	Offset, Limit int
+}
+
+// ClaimNextParams describe the runner asking for work.
+type ClaimNextParams struct {
+	ProjectID, RunnerID, ManagerID int64
+	RunnerTags                     []string
+	RunUntagged                    bool
+	TokenDigest                    string
+	// MaxTimeout caps the job's timeout (0: no cap); DefaultTimeout applies
+	// to jobs without one.
+	MaxTimeout, DefaultTimeout int
+	Now                        time.Time
 }
 
 // ClaimParams assign a pending job to a runner.

@@ -39,7 +39,8 @@ type DB struct {
 	qcache    sync.Map // query text → rebound text
 	stmtCount atomic.Int64
 	writes    atomic.Int64 // write transactions and statements, for benchmarks
-	stmts     sync.Map     // query text → *sql.Stmt on the read pool
+	onClose   []func() error
+	stmts     sync.Map // query text → *sql.Stmt on the read pool
 }
 
 // query runs a read through a statement prepared once per query text;
@@ -113,7 +114,14 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
+// OnClose registers cleanup (adapter workers) to run before the pools close.
+func (db *DB) OnClose(fn func() error) { db.onClose = append(db.onClose, fn) }
+
 func (db *DB) Close() error {
+	for _, fn := range db.onClose {
+		_ = fn()
+	}
+	db.onClose = nil
 	err := db.read.Close()
 	if db.write != db.read {
 		if werr := db.write.Close(); err == nil {

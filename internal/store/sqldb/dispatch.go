@@ -400,3 +400,60 @@ func (db *DB) TimedOutJobs(ctx context.Context, now time.Time, silentFor time.Du
 	}
 	return out, rows.Err()
 }
+
+func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, error) {
+	var tagCond string
+	args := []any{}
+	untagged := "FALSE"
+	if p.RunUntagged {
+		untagged = "TRUE"
+	}
+	if len(p.RunnerTags) == 0 {
+		tagCond = "tag_list = '[]' AND " + untagged
+	} else {
+		elems := "json_each(c.tag_list) t WHERE t.value"
+		if db.dialect.Name == "postgres" {
+			elems = "jsonb_array_elements_text(c.tag_list::jsonb) t(value) WHERE t.value"
+		}
+		tagCond = "(tag_list = '[]' AND " + untagged + ") OR (tag_list <> '[]' AND NOT EXISTS (SELECT 1 FROM " + elems +
+			" NOT IN (" + placeholders(len(p.RunnerTags)) + ")))"
+		for _, t := range p.RunnerTags {
+			args = append(args, t)
+		}
+	}
+	lock := ""
+	if db.dialect.Name == "postgres" {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	pick := `SELECT c.id FROM jobs c WHERE c.project_id = ? AND c.status = 'pending' AND c.kind = 'build' AND (` + strings.ReplaceAll(tagCond, "tag_list", "c.tag_list") + `) ORDER BY c.id LIMIT 1` + lock
+	pickArgs := append([]any{p.ProjectID}, args...)
+	now := tm(p.Now)
+	sets, setArgs := transitionSets(ci.StatusRunning, "", now)
+	sets = append(sets, "runner_id = ?", "runner_manager_id = ?", "token_digest = ?", "runner_updated_at = ?",
+		"timeout_seconds = CASE WHEN ? > 0 AND COALESCE(timeout_seconds, ?) > ? THEN ? ELSE COALESCE(timeout_seconds, ?) END")
+	setArgs = append(setArgs, p.RunnerID, idArg(nonZero(p.ManagerID)), p.TokenDigest, now,
+		p.MaxTimeout, p.DefaultTimeout, p.MaxTimeout, p.MaxTimeout, p.DefaultTimeout)
+	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = (` + pick + `) AND status = 'pending' RETURNING ` + jobCols
+	all := append(setArgs, pickArgs...)
+	var job *ci.Job
+	var err error
+	if db.dialect.Name == "postgres" {
+		db.writes.Add(1)
+		job, err = scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
+			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
+			SELECT `+jobCols+` FROM moved`), all...))
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			var err error
+			if job, err = scanJob(tx.QueryRowContext(ctx, db.q(update), all...)); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
+			return err
+		})
+	}
+	if err == sql.ErrNoRows {
+		return nil, ci.ErrNotFound
+	}
+	return job, err
+}

@@ -166,6 +166,10 @@ func jobWhere(f store.JobFilter) (string, []any) {
 		where = append(where, "id < ?")
 		args = append(args, f.BeforeID)
 	}
+	if f.BeforeStage > 0 {
+		where = append(where, "stage_idx < ?")
+		args = append(args, f.BeforeStage)
+	}
 	if len(where) == 0 {
 		return "", args
 	}

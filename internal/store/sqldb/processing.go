@@ -504,8 +504,8 @@ const plannedJobsPerInsert = 100
 // one round trip per hundred jobs instead of one per job.
 func (db *DB) insertPlannedJobs(ctx context.Context, tx *sql.Tx, pipelineID int64, np store.NewPipeline) error {
 	const cols = `(project_id, pipeline_id, kind, name, stage, stage_idx, status, ref, tag, allow_failure, when_, created_at, user_id, failure_reason,
-		tag_list, retried, updated_at, scheduling_dag, needs, spec, resource_group, scheduled_at)`
-	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, FALSE, ?, ?, ?, ?, ?, ?)`
+		tag_list, retried, updated_at, scheduling_dag, needs, spec, resource_group, scheduled_at, timeout_seconds)`
+	const row = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, FALSE, ?, ?, ?, ?, ?, ?, ?)`
 	for start := 0; start < len(np.Jobs); start += plannedJobsPerInsert {
 		batch := np.Jobs[start:min(start+plannedJobsPerInsert, len(np.Jobs))]
 		var b strings.Builder
@@ -537,11 +537,18 @@ func (db *DB) insertPlannedJobs(ctx context.Context, tx *sql.Tx, pipelineID int6
 			}
 			args = append(args, np.Pipeline.ProjectID, pipelineID, string(j.Kind), j.Name, j.Stage, j.StageIdx, string(j.Status), j.Ref, j.Tag,
 				j.AllowFailure, j.When, tm(j.CreatedAt), idArg(j.UserID), encodeTags(j.TagList), tm(j.CreatedAt),
-				nj.DAG, string(needs), string(spec), nj.ResourceGroup, scheduled)
+				nj.DAG, string(needs), string(spec), nj.ResourceGroup, scheduled, timeoutArg(nj.TimeoutSeconds))
 		}
 		if _, err := tx.ExecContext(ctx, db.q(b.String()), args...); err != nil {
 			return db.translate(err)
 		}
 	}
 	return nil
+}
+
+func timeoutArg(s int) any {
+	if s <= 0 {
+		return nil
+	}
+	return s
 }

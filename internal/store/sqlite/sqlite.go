@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 
@@ -33,7 +34,7 @@ const driverName = "sqlite3-gantry"
 
 func init() {
 	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		_, err := c.Exec("PRAGMA mmap_size = 4294967296; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY", nil)
+		_, err := c.Exec("PRAGMA mmap_size = 4294967296; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 0", nil)
 		return err
 	}})
 }
@@ -44,6 +45,8 @@ func Open(ctx context.Context, path string, opt Options) (*sqldb.DB, error) {
 		opt.Readers = 4
 	}
 	base := "file:" + url.PathEscape(path) + "?_journal_mode=WAL&_foreign_keys=on&_busy_timeout=10000&_synchronous=NORMAL"
+	// The writer never checkpoints inside a commit (that fsyncs while every
+	// other writer waits); a background checkpointer does it instead.
 	write, err := sql.Open(driverName, base+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
@@ -66,8 +69,45 @@ func Open(ctx context.Context, path string, opt Options) (*sqldb.DB, error) {
 	read.SetMaxIdleConns(opt.Readers)
 	read.SetConnMaxLifetime(0)
 	read.SetConnMaxIdleTime(0)
+	ckpt, err := sql.Open(driverName, base)
+	if err != nil {
+		write.Close()
+		read.Close()
+		return nil, err
+	}
+	ckpt.SetMaxOpenConns(1)
 	d := sqldb.Dialect{Name: "sqlite", IsUniqueViolation: isUniqueViolation}
-	return sqldb.New(d, read, write, true), nil
+	db := sqldb.New(d, read, write, true)
+	db.OnClose(startCheckpointer(ckpt))
+	return db, nil
+}
+
+// checkpointEvery is how often the WAL is folded back into the database.
+const checkpointEvery = 500 * time.Millisecond
+
+// startCheckpointer runs PASSIVE checkpoints on their own connection, so
+// writers are never held up by a checkpoint's fsync. It returns its stop.
+func startCheckpointer(conn *sql.DB) func() error {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_, _ = conn.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			}
+		}
+	}()
+	return func() error {
+		close(stop)
+		<-done
+		_, _ = conn.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		return conn.Close()
+	}
 }
 
 func isUniqueViolation(err error) bool {
