@@ -23,6 +23,20 @@ benchmarks:
               requests and database writes, no-op job throughput, log ingest
 `
 
+// storeFlags registers the flags every benchmark shares; resolve returns
+// the stores to measure (SQLite only when no PostgreSQL URL is given).
+func storeFlags(fs *flag.FlagSet, getenv func(string) string, stderr io.Writer) (dbURL *string, resolve func() []string) {
+	stores := fs.String("stores", "sqlite,postgres", "comma-separated stores to measure")
+	dbURL = fs.String("database-url", getenv("GANTRY_BENCH_DATABASE_URL"), "PostgreSQL URL (GANTRY_BENCH_DATABASE_URL); its tables are emptied")
+	return dbURL, func() []string {
+		if *dbURL == "" && strings.Contains(*stores, "postgres") {
+			fmt.Fprintln(stderr, "note: no PostgreSQL URL given; measuring SQLite only")
+			return []string{"sqlite"}
+		}
+		return strings.Split(*stores, ",")
+	}
+}
+
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) < 1 {
 		fmt.Fprint(stderr, benchUsage)
@@ -33,46 +47,36 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		fs := flag.NewFlagSet("gantry bench jobs-list", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		o := bench.JobsListOptions{}
-		stores := fs.String("stores", "sqlite,postgres", "comma-separated stores to measure")
+		dbURL, stores := storeFlags(fs, getenv, stderr)
 		fs.IntVar(&o.Jobs, "jobs", 1_000_000, "jobs loaded into the project")
 		fs.IntVar(&o.Conns, "conns", 32, "concurrent connections")
 		fs.IntVar(&o.PerPage, "per-page", 20, "page size")
 		fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each load phase")
-		fs.StringVar(&o.DatabaseURL, "database-url", getenv("GANTRY_BENCH_DATABASE_URL"), "PostgreSQL URL (GANTRY_BENCH_DATABASE_URL); its tables are emptied")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		o.Stores = strings.Split(*stores, ",")
-		if o.DatabaseURL == "" && strings.Contains(*stores, "postgres") {
-			fmt.Fprintln(stderr, "note: no PostgreSQL URL given; measuring SQLite only")
-			o.Stores = []string{"sqlite"}
-		}
+		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.JobsList(ctx, o, stdout)
 		return err
 	case "pipeline":
 		fs := flag.NewFlagSet("gantry bench pipeline", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		o := bench.PipelineOptions{}
-		stores := fs.String("stores", "sqlite,postgres", "comma-separated stores to measure")
+		dbURL, stores := storeFlags(fs, getenv, stderr)
 		fs.IntVar(&o.Jobs, "jobs", 500, "jobs in the pipeline")
 		fs.IntVar(&o.Stages, "stages", 5, "stages")
 		fs.IntVar(&o.Runs, "runs", 5, "pipelines per store (medians are reported)")
-		fs.StringVar(&o.DatabaseURL, "database-url", getenv("GANTRY_BENCH_DATABASE_URL"), "PostgreSQL URL (GANTRY_BENCH_DATABASE_URL); its tables are emptied")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		o.Stores = strings.Split(*stores, ",")
-		if o.DatabaseURL == "" && strings.Contains(*stores, "postgres") {
-			fmt.Fprintln(stderr, "note: no PostgreSQL URL given; measuring SQLite only")
-			o.Stores = []string{"sqlite"}
-		}
+		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.Pipeline(ctx, o, stdout)
 		return err
 	case "runners":
 		fs := flag.NewFlagSet("gantry bench runners", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		o := bench.RunnersOptions{LogChunk: 4096}
-		stores := fs.String("stores", "sqlite,postgres", "comma-separated stores to measure")
+		dbURL, stores := storeFlags(fs, getenv, stderr)
 		fs.IntVar(&o.IdleRunners, "idle-runners", 500, "long-polling runners during the pickup measurement")
 		fs.IntVar(&o.Pickups, "pickups", 300, "jobs made pending one at a time")
 		fs.IntVar(&o.WorkRunners, "work-runners", 50, "runners driving no-op jobs")
@@ -80,15 +84,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		fs.IntVar(&o.LogJobs, "log-jobs", 1000, "running jobs appending logs")
 		fs.DurationVar(&o.IdleFor, "idle-for", 10*time.Second, "how long idle polling is observed")
 		fs.DurationVar(&o.LongPoll, "long-poll", 20*time.Second, "server long-poll hold")
-		fs.StringVar(&o.DatabaseURL, "database-url", getenv("GANTRY_BENCH_DATABASE_URL"), "PostgreSQL URL (GANTRY_BENCH_DATABASE_URL); its tables are emptied")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		o.Stores = strings.Split(*stores, ",")
-		if o.DatabaseURL == "" && strings.Contains(*stores, "postgres") {
-			fmt.Fprintln(stderr, "note: no PostgreSQL URL given; measuring SQLite only")
-			o.Stores = []string{"sqlite"}
-		}
+		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.Runners(ctx, o, stdout)
 		return err
 	}

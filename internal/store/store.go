@@ -347,9 +347,6 @@ type Runners interface {
 	RunningCounts(ctx context.Context, projectIDs []int64) (map[int64]int, error)
 	// PendingJobs returns a project's oldest pending builds.
 	PendingJobs(ctx context.Context, projectID int64, limit int) ([]*ci.Job, error)
-	// ClaimJob moves a pending build to running for a runner in one
-	// conditional update; ErrConflict if someone else took it first.
-	ClaimJob(ctx context.Context, p ClaimParams) (*ci.Job, error)
 	// ClaimNext picks the project's oldest pending build the runner may
 	// take (tags, run_untagged) and claims it in the same statement, so
 	// concurrent runners never race for one row; ErrNotFound if none.
@@ -382,14 +379,6 @@ type ClaimNextParams struct {
 	// MaxTimeout caps the job's timeout (0: no cap); DefaultTimeout applies
 	// to jobs without one.
 	MaxTimeout, DefaultTimeout int
-	Now                        time.Time
-}
-
-// ClaimParams assign a pending job to a runner.
-type ClaimParams struct {
-	JobID, RunnerID, ManagerID int64
-	TokenDigest                string
-	TimeoutSeconds             int
 	Now                        time.Time
 }
 

@@ -272,34 +272,6 @@ func (db *DB) PendingJobs(ctx context.Context, projectID int64, limit int) ([]*c
 	return out, rows.Err()
 }
 
-func (db *DB) ClaimJob(ctx context.Context, p store.ClaimParams) (*ci.Job, error) {
-	sets, args := transitionSets(ci.StatusRunning, "", tm(p.Now))
-	sets = append(sets, "runner_id = ?", "runner_manager_id = ?", "token_digest = ?", "timeout_seconds = ?", "runner_updated_at = ?")
-	args = append(args, p.RunnerID, idArg(nonZero(p.ManagerID)), p.TokenDigest, p.TimeoutSeconds, tm(p.Now), p.JobID)
-	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = ? AND status = 'pending' RETURNING ` + jobCols
-	var job *ci.Job
-	var err error
-	if db.dialect.Name == "postgres" {
-		db.writes.Add(1)
-		job, err = scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
-			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
-			SELECT `+jobCols+` FROM moved`), args...))
-	} else {
-		err = db.tx(ctx, func(tx *sql.Tx) error {
-			var err error
-			if job, err = scanJob(tx.QueryRowContext(ctx, db.q(update), args...)); err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
-			return err
-		})
-	}
-	if err == sql.ErrNoRows {
-		return nil, fmt.Errorf("%w: job %d is no longer pending", ci.ErrConflict, p.JobID)
-	}
-	return job, err
-}
-
 func nonZero(v int64) *int64 {
 	if v == 0 {
 		return nil
@@ -433,25 +405,8 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, 
 		"timeout_seconds = CASE WHEN ? > 0 AND COALESCE(timeout_seconds, ?) > ? THEN ? ELSE COALESCE(timeout_seconds, ?) END")
 	setArgs = append(setArgs, p.RunnerID, idArg(nonZero(p.ManagerID)), p.TokenDigest, now,
 		p.MaxTimeout, p.DefaultTimeout, p.MaxTimeout, p.MaxTimeout, p.DefaultTimeout)
-	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = (` + pick + `) AND status = 'pending' RETURNING ` + jobCols
-	all := append(setArgs, pickArgs...)
-	var job *ci.Job
-	var err error
-	if db.dialect.Name == "postgres" {
-		db.writes.Add(1)
-		job, err = scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
-			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
-			SELECT `+jobCols+` FROM moved`), all...))
-	} else {
-		err = db.tx(ctx, func(tx *sql.Tx) error {
-			var err error
-			if job, err = scanJob(tx.QueryRowContext(ctx, db.q(update), all...)); err != nil {
-				return err
-			}
-			_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
-			return err
-		})
-	}
+	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = (` + pick + `) AND status = 'pending'`
+	job, err := db.moveJob(ctx, update, append(setArgs, pickArgs...))
 	if err == sql.ErrNoRows {
 		return nil, ci.ErrNotFound
 	}

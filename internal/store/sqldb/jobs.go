@@ -230,6 +230,29 @@ func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int,
 	return n, err
 }
 
+// moveJob runs update (an UPDATE of one job, without RETURNING) and flags
+// the job's pipeline for processing, atomically: one statement on
+// PostgreSQL, one transaction on SQLite. sql.ErrNoRows means nothing moved.
+func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, error) {
+	update += ` RETURNING ` + jobCols
+	if db.dialect.Name == "postgres" {
+		db.writes.Add(1)
+		return scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
+			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
+			SELECT `+jobCols+` FROM moved`), args...))
+	}
+	var job *ci.Job
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if job, err = scanJob(tx.QueryRowContext(ctx, db.q(update), args...)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
+		return err
+	})
+	return job, err
+}
+
 // transitionSets is the SET clause of a status move with its timestamps.
 func transitionSets(to ci.JobStatus, reason ci.FailureReason, now int64) ([]string, []any) {
 	sets := []string{"status = ?", "updated_at = ?", "lock_version = lock_version + 1"}
@@ -261,27 +284,7 @@ func (db *DB) TransitionJob(ctx context.Context, p store.TransitionParams) (*ci.
 	}
 	sets, args := transitionSets(p.To, p.FailureReason, tm(p.Now))
 	args = append(args, p.JobID, string(p.From))
-	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = ? AND status = ? RETURNING ` + jobCols
-	var job *ci.Job
-	var err error
-	if db.dialect.Name == "postgres" {
-		// One statement, one round trip: the job moves and its pipeline is
-		// flagged atomically.
-		db.writes.Add(1)
-		job, err = scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
-			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
-			SELECT `+jobCols+` FROM moved`), args...))
-	} else {
-		err = db.tx(ctx, func(tx *sql.Tx) error {
-			var err error
-			if job, err = scanJob(tx.QueryRowContext(ctx, db.q(update), args...)); err != nil {
-				return err
-			}
-			// Every move of a job is an event for its pipeline.
-			_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
-			return err
-		})
-	}
+	job, err := db.moveJob(ctx, `UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ?`, args)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: job %d is not %s", ci.ErrConflict, p.JobID, p.From)
 	}
