@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ benchmarks:
               against a plain net/http handler serving the same bytes
   pipeline    compile and create a 500-job pipeline with needs, then process
               it to completion with jobs finished through the store
+  idle-conns  the server's memory with 10,000 long-polling runners (separate process)
   runners     job pickup latency with idle long-polling runners, idle polls'
               requests and database writes, no-op job throughput, log ingest
 `
@@ -71,6 +73,21 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.Pipeline(ctx, o, stdout)
+		return err
+	case "idle-conns":
+		fs := flag.NewFlagSet("gantry bench idle-conns", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.IdleConnsOptions{}
+		fs.IntVar(&o.Conns, "conns", 10000, "long polls held open")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.Binary = exe
+		_, _, _, err = bench.IdleConns(ctx, o, stdout)
 		return err
 	case "runners":
 		fs := flag.NewFlagSet("gantry bench runners", flag.ContinueOnError)
