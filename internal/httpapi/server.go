@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"gantry/internal/blob"
 	"gantry/internal/githost"
 	"gantry/internal/pipeline"
 	"gantry/internal/store"
@@ -40,6 +41,7 @@ type API struct {
 	repos     *githost.Repos
 	pipelines *pipeline.Service
 	mounts    []func(r Router)
+	blobs     blob.Store
 	onLogRead func(jobID int64)
 }
 
@@ -57,6 +59,8 @@ type Deps struct {
 	Mount []func(r Router)
 	// OnLogRead is told when someone reads a running job's log.
 	OnLogRead func(jobID int64)
+	// Blobs holds artifacts (erase deletes them).
+	Blobs blob.Store
 }
 
 // New builds the API.
@@ -68,7 +72,7 @@ func New(cfg Config, d Deps) *API {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead}
+	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs}
 }
 
 // handlerFunc is a handler that returns its error for writeError.

@@ -236,6 +236,12 @@ func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, j *
 			vars = append(vars, payloadVariable{Key: v.Key, Value: v.Value, File: v.VariableType == "file"})
 		}
 	}
+	// Variables given when the job was played come last: they win.
+	if jvars, err := a.store.JobVariables(ctx, j.ID); err == nil {
+		for _, v := range jvars {
+			vars = append(vars, payloadVariable{Key: v.Key, Value: v.Value})
+		}
+	}
 	return vars
 }
 

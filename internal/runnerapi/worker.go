@@ -14,13 +14,16 @@ type Watchdog struct {
 	Interval time.Duration
 	// Silent is how long a running job may go without a runner update.
 	Silent time.Duration
-	stop   chan struct{}
-	done   chan struct{}
+	// CancelGrace is how long a job may stay canceling without its runner
+	// confirming before it is canceled anyway.
+	CancelGrace time.Duration
+	stop        chan struct{}
+	done        chan struct{}
 }
 
 // NewWatchdog checks every interval (default 10 s).
 func (a *API) NewWatchdog() *Watchdog {
-	return &Watchdog{api: a, Interval: 10 * time.Second, Silent: 15 * time.Minute}
+	return &Watchdog{api: a, Interval: 10 * time.Second, Silent: 15 * time.Minute, CancelGrace: 5 * time.Minute}
 }
 
 // Start runs the watchdog until Stop or ctx ends.
@@ -68,6 +71,16 @@ func (wd *Watchdog) Sweep(ctx context.Context) int {
 		return 0
 	}
 	n := 0
+	if stale, err := a.store.StaleCanceling(ctx, now.Add(-wd.CancelGrace)); err == nil {
+		for _, j := range stale {
+			if _, err := a.store.FinishJob(ctx, finishParams(j.ID, ci.StatusCanceled, "", nil, nil, now)); err == nil {
+				n++
+				if a.pipelines != nil {
+					a.pipelines.Enqueue(j.PipelineID)
+				}
+			}
+		}
+	}
 	for _, j := range jobs {
 		reason := ci.FailureStuckOrTimeout
 		if j.TimeoutSeconds != nil && j.StartedAt != nil && now.After(j.StartedAt.Add(time.Duration(*j.TimeoutSeconds)*time.Second)) {

@@ -287,6 +287,16 @@ type Jobs interface {
 	FinishJob(ctx context.Context, p FinishParams) (*ci.Job, error)
 	// TimedOutJobs lists executing jobs past their deadline or silent too long.
 	TimedOutJobs(ctx context.Context, now time.Time, silentFor time.Duration) ([]*ci.Job, error)
+	// PlayJob enqueues a manual or scheduled job for user, with variables
+	// (replacing earlier ones); ErrConflict if it is not playable any more.
+	PlayJob(ctx context.Context, jobID, userID int64, vars []Variable, now time.Time) (*ci.Job, error)
+	// JobVariables are the variables a job was played or retried with.
+	JobVariables(ctx context.Context, jobID int64) ([]Variable, error)
+	// EraseJob deletes a finished job's artifacts and log and records who
+	// erased it; it returns the blob keys to delete.
+	EraseJob(ctx context.Context, jobID, userID int64, now time.Time) ([]string, error)
+	// StaleCanceling lists jobs in canceling since before the time.
+	StaleCanceling(ctx context.Context, before time.Time) ([]*ci.Job, error)
 	// JobSpec returns the planned definition stored with a job.
 	JobSpec(ctx context.Context, jobID int64) ([]byte, error)
 	// SetDownstream links a bridge to the pipeline it created.

@@ -552,3 +552,112 @@ func timeoutArg(s int) any {
 	}
 	return s
 }
+
+func (db *DB) PlayJob(ctx context.Context, jobID, userID int64, vars []store.Variable, now time.Time) (*ci.Job, error) {
+	var job *ci.Job
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var status, group string
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT status, resource_group FROM jobs WHERE id = ?`), jobID).Scan(&status, &group); err != nil {
+			return db.translate(err)
+		}
+		if status != string(ci.StatusManual) && status != string(ci.StatusScheduled) {
+			return fmt.Errorf("%w: job %d is %s", ci.ErrConflict, jobID, status)
+		}
+		to := ci.StatusPending
+		if group != "" {
+			to = ci.StatusWaitingForResource
+		}
+		sets, args := transitionSets(to, "", tm(now))
+		sets = append(sets, "user_id = ?")
+		args = append(args, userID, jobID, status)
+		var err error
+		if job, err = scanJob(tx.QueryRowContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ? RETURNING `+jobCols), args...)); err != nil {
+			return db.translate(err)
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM job_variables WHERE job_id = ?`), jobID); err != nil {
+			return err
+		}
+		for _, v := range vars {
+			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO job_variables (job_id, key, value) VALUES (?, ?, ?)`), jobID, v.Key, v.Value); err != nil {
+				return db.translate(err)
+			}
+		}
+		// Jobs skipped because this one had not run get another chance.
+		if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET status = 'created', updated_at = ?, lock_version = lock_version + 1
+			WHERE pipeline_id = ? AND status = 'skipped' AND retried = FALSE`), tm(now), job.PipelineID); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
+		return err
+	})
+	return job, err
+}
+
+func (db *DB) JobVariables(ctx context.Context, jobID int64) ([]store.Variable, error) {
+	rows, err := db.query(ctx, `SELECT key, value FROM job_variables WHERE job_id = ? ORDER BY key`, jobID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Variable
+	for rows.Next() {
+		v := store.Variable{VariableType: "env_var"}
+		if err := rows.Scan(&v.Key, &v.Value); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (db *DB) EraseJob(ctx context.Context, jobID, userID int64, now time.Time) ([]string, error) {
+	var keys []string
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT blob_key FROM artifacts WHERE job_id = ?`), jobID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			keys = append(keys, k)
+		}
+		rows.Close()
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM artifacts WHERE job_id = ?`), jobID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM trace_chunks WHERE job_id = ?`), jobID); err != nil {
+			return err
+		}
+		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET erased_at = ?, erased_by_id = ?, artifacts_expire_at = NULL, trace_size = 0, updated_at = ?,
+			lock_version = lock_version + 1 WHERE id = ?`), tm(now), userID, tm(now), jobID)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return ci.ErrNotFound
+		}
+		return nil
+	})
+	return keys, err
+}
+
+func (db *DB) StaleCanceling(ctx context.Context, before time.Time) ([]*ci.Job, error) {
+	rows, err := db.query(ctx, `SELECT `+jobCols+` FROM jobs WHERE status = 'canceling' AND updated_at < ? ORDER BY id LIMIT 1000`, tm(before))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*ci.Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
