@@ -102,13 +102,23 @@ func (g *gitAuth) Authorize(r *http.Request, fullPath string) (githost.Access, b
 	acc := githost.Access{ProjectID: p.ID}
 	switch {
 	case job != nil:
-		// A job token reads its own project only.
-		if job.ProjectID != p.ID {
-			if p.Visibility == ci.Public {
-				acc.CanRead = true
-				return acc, true, true, g.repos.Init(ctx, p.ID, p.DefaultBranch)
+		// A job token reads its own project, public projects, and projects
+		// whose inbound allowlist admits the job's project.
+		if job.ProjectID != p.ID && p.Visibility != ci.Public {
+			allowed, err := g.store.JobTokenAllowed(ctx, job.ProjectID, p.ID)
+			if err != nil {
+				return githost.Access{}, false, false, err
 			}
-			return githost.Access{}, false, true, nil
+			if !allowed {
+				return githost.Access{}, false, true, nil
+			}
+			// The token acts as the job's user, who must see the project too.
+			if v.Access, err = g.store.ProjectAccess(ctx, user.ID, p); err != nil {
+				return githost.Access{}, false, false, err
+			}
+			if !ci.CanReadProject(p, v) {
+				return githost.Access{}, false, true, nil
+			}
 		}
 		acc.CanRead = true
 	default:

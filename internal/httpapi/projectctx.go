@@ -61,13 +61,17 @@ func (a *API) findProject(r *http.Request, ident *identity) (*projectView, error
 		return nil, errProjectNotFound
 	}
 	if ident != nil && ident.Job != nil && ident.Job.ProjectID != p.ID {
-		src, err := a.store.ProjectByID(ctx, ident.Job.ProjectID)
+		allowed, err := a.store.JobTokenAllowed(ctx, ident.Job.ProjectID, p.ID)
 		if err != nil {
 			return nil, err
 		}
-		// Inbound job-token allowlists arrive with the job-token issue; until
-		// then only a project's own jobs may use their tokens on it.
-		return nil, errForbiddenReason("Authentication by CI/CD job token not allowed from " + src.FullPath + " to " + p.FullPath + ".")
+		if !allowed {
+			src, err := a.store.ProjectByID(ctx, ident.Job.ProjectID)
+			if err != nil {
+				return nil, err
+			}
+			return nil, errForbiddenReason("Authentication by CI/CD job token not allowed from " + src.FullPath + " to " + p.FullPath + ".")
+		}
 	}
 	return pv, nil
 }

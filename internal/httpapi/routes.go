@@ -57,6 +57,15 @@ func (a *API) addRoutes(mux router) {
 	mux.Handle("POST "+v4+"/projects/{id}/repository/commits", h(a.handleCreateCommit))
 	mux.Handle("GET "+v4+"/projects/{id}/repository/branches", h(a.handleListBranches))
 
+	mux.Handle("GET "+v4+"/projects/{id}/job_token_scope", h(a.handleGetJobTokenScope))
+	mux.Handle("PATCH "+v4+"/projects/{id}/job_token_scope", h(a.handlePatchJobTokenScope))
+	mux.Handle("GET "+v4+"/projects/{id}/job_token_scope/allowlist", h(a.handleJobTokenAllowlist))
+	mux.Handle("POST "+v4+"/projects/{id}/job_token_scope/allowlist", h(a.handleAddJobTokenAllowlist(false)))
+	mux.Handle("DELETE "+v4+"/projects/{id}/job_token_scope/allowlist/{target_id}", h(a.handleDeleteJobTokenAllowlist(false)))
+	mux.Handle("GET "+v4+"/projects/{id}/job_token_scope/groups_allowlist", h(a.handleJobTokenGroupsAllowlist))
+	mux.Handle("POST "+v4+"/projects/{id}/job_token_scope/groups_allowlist", h(a.handleAddJobTokenAllowlist(true)))
+	mux.Handle("DELETE "+v4+"/projects/{id}/job_token_scope/groups_allowlist/{target_id}", h(a.handleDeleteJobTokenAllowlist(true)))
+
 	mux.Handle("POST "+v4+"/user/runners", h(a.handleCreateRunner))
 	mux.Handle("GET "+v4+"/runners", h(a.handleListRunners))
 	mux.Handle("GET "+v4+"/runners/all", h(a.handleListAllRunners))

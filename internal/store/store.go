@@ -21,6 +21,7 @@ type Store interface {
 	Artifacts
 	Traces
 	Triggers
+	JobTokenScopes
 
 	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
@@ -137,6 +138,18 @@ type AddMemberParams struct {
 	AccessLevel ci.AccessLevel
 	ExpiresAt   *time.Time
 	Now         time.Time
+}
+
+// JobTokenScopes holds projects' inbound job-token allowlists.
+type JobTokenScopes interface {
+	JobTokenInbound(ctx context.Context, projectID int64) (bool, error)
+	SetJobTokenInbound(ctx context.Context, projectID int64, enabled bool) error
+	// AllowJobTokens adds a source project (projectIDs) or group (namespaceIDs) to the target's allowlist.
+	AllowJobTokens(ctx context.Context, targetID int64, sourceProjectID, sourceNamespaceID int64, now time.Time) error
+	DisallowJobTokens(ctx context.Context, targetID int64, sourceProjectID, sourceNamespaceID int64) error
+	JobTokenAllowlist(ctx context.Context, targetID int64) (projectIDs, namespaceIDs []int64, err error)
+	// JobTokenAllowed decides whether a job of source may use its token on target.
+	JobTokenAllowed(ctx context.Context, sourceProjectID, targetProjectID int64) (bool, error)
 }
 
 // Triggers holds pipeline trigger tokens.
