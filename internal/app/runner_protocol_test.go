@@ -318,3 +318,32 @@ func TestWatchdog(t *testing.T) {
 	}
 	_ = store.JobFilter{}
 }
+
+// One project's long queue does not starve another project's single job:
+// projects with fewer running jobs are served first.
+func TestDispatchFairness(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startNode(t, b)
+			var big strings.Builder
+			for i := 0; i < 30; i++ {
+				fmt.Fprintf(&big, "j%d:\n  script: [\"true\"]\n", i)
+			}
+			busy := n.setupProject("busy", big.String())
+			small := n.setupProject("small", "only:\n  script: [\"true\"]\n")
+			token := n.newRunner()
+			var claimed []float64
+			for len(claimed) < 3 {
+				c, _, p := n.requestJob(token, "")
+				if c == 201 {
+					claimed = append(claimed, p["job_info"].(map[string]any)["project_id"].(float64))
+				}
+			}
+			// The first claim may go to either project; by the second, the
+			// small project (no running jobs) must have been served.
+			if claimed[0] != float64(small) && claimed[1] != float64(small) {
+				t.Fatalf("claims by project: %v (busy %d, small %d)", claimed, busy, small)
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ func (a *API) addRoutes(mux router) {
 	mux.Handle("GET "+v4+"/projects/{id}/jobs", h(a.handleListProjectJobs))
 	mux.Handle("GET "+v4+"/projects/{id}/jobs/{job_id}", h(a.handleGetJob))
 	mux.Handle("GET "+v4+"/projects/{id}/jobs/{job_id}/trace", h(a.handleGetTrace))
+	mux.Handle("GET "+v4+"/projects/{id}/jobs/{job_id}/queue", h(a.handleJobQueue))
 	mux.Handle("POST "+v4+"/projects/{id}/jobs/{job_id}/cancel", h(a.handleCancelJob))
 	mux.Handle("POST "+v4+"/projects/{id}/jobs/{job_id}/retry", h(a.handleRetryJob))
 	mux.Handle("POST "+v4+"/projects/{id}/jobs/{job_id}/erase", h(a.handleEraseJob))

@@ -376,6 +376,10 @@ type Runners interface {
 	ClaimNext(ctx context.Context, p ClaimNextParams) (*ci.Job, error)
 	// ProjectNamespaceChain returns the project's namespace and its ancestors' ids.
 	ProjectNamespaceChain(ctx context.Context, projectID int64) ([]int64, error)
+	// PendingAhead counts pending builds queued before the job (all projects).
+	PendingAhead(ctx context.Context, jobID int64) (int, error)
+	// ExecutingByRunner counts running and canceling builds per runner.
+	ExecutingByRunner(ctx context.Context) (map[int64]int, error)
 	// RunnerJobs lists jobs a runner ran, id descending.
 	RunnerJobs(ctx context.Context, runnerID int64, statuses []ci.JobStatus, offset, limit int) ([]*ci.Job, error)
 }

@@ -412,3 +412,27 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, 
 	}
 	return job, err
 }
+
+func (db *DB) PendingAhead(ctx context.Context, jobID int64) (int, error) {
+	var n int
+	err := db.queryRow(ctx, `SELECT count(*) FROM jobs WHERE status = 'pending' AND kind = 'build' AND id < ?`, jobID).Scan(&n)
+	return n, err
+}
+
+func (db *DB) ExecutingByRunner(ctx context.Context) (map[int64]int, error) {
+	rows, err := db.query(ctx, `SELECT runner_id, count(*) FROM jobs WHERE status IN ('running', 'canceling') AND runner_id IS NOT NULL GROUP BY runner_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
