@@ -248,7 +248,8 @@ func TestPushToPipelines(t *testing.T) {
 			}
 			waitFor(t, "child pipeline", func() bool {
 				n.api("GET", fmt.Sprintf("/projects/%d/pipelines/%d/bridges", proj.ID, p1.ID), nil, &bridges)
-				return len(bridges) == 1 && bridges[0].DownstreamPipeline != nil
+				// The downstream link and the bridge's own move are two steps.
+				return len(bridges) == 1 && bridges[0].DownstreamPipeline != nil && bridges[0].Status == "running"
 			})
 			child := bridges[0].DownstreamPipeline
 			if bridges[0].Status != "running" || child.Source != "parent_pipeline" {

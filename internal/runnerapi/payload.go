@@ -83,9 +83,14 @@ func (a *API) payload(ctx context.Context, job *ci.Job, token string, runner *ci
 	if err != nil {
 		return nil, err
 	}
-	pl, err := a.store.PipelineByID(ctx, job.ProjectID, job.PipelineID)
+	// A pipeline's ref, sha and source never change: the cached batch read serves.
+	pls, err := a.store.PipelinesByIDs(ctx, []int64{job.PipelineID})
 	if err != nil {
 		return nil, err
+	}
+	pl := pls[job.PipelineID]
+	if pl == nil {
+		return nil, ci.ErrNotFound
 	}
 	spec, err := a.spec(ctx, job.ID)
 	if err != nil {
@@ -224,7 +229,8 @@ func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, j *
 		vars = append(vars, pub("CI_ENVIRONMENT_NAME", spec.Environment), pub("CI_ENVIRONMENT_SLUG", pipeline.RefSlug(spec.Environment)))
 	}
 	if j.UserID != nil {
-		if u, err := a.store.UserByID(ctx, *j.UserID); err == nil {
+		if us, err := a.store.UsersByIDs(ctx, []int64{*j.UserID}); err == nil && us[*j.UserID] != nil {
+			u := us[*j.UserID]
 			vars = append(vars, pub("GITLAB_USER_ID", itoa(u.ID)), pub("GITLAB_USER_LOGIN", u.Username), pub("GITLAB_USER_NAME", u.Name), pub("GITLAB_USER_EMAIL", u.Email))
 		}
 	}
