@@ -243,6 +243,19 @@ func TestDispatchRace(t *testing.T) {
 			for i := 1; i < pipelines; i++ {
 				n.api("POST", fmt.Sprintf("/projects/%d/pipeline", pid), map[string]any{"ref": "main"}, nil)
 			}
+			waitFor(t, "every job pending", func() bool {
+				var pls []map[string]any
+				n.api("GET", fmt.Sprintf("/projects/%d/pipelines", pid), nil, &pls)
+				if len(pls) != pipelines {
+					return false
+				}
+				for _, p := range pls {
+					if p["status"] != "pending" {
+						return false
+					}
+				}
+				return true
+			})
 			tokens := make([]string, runners)
 			for i := range tokens {
 				tokens[i] = n.newRunner()
@@ -331,6 +344,13 @@ func TestDispatchFairness(t *testing.T) {
 			}
 			busy := n.setupProject("busy", big.String())
 			small := n.setupProject("small", "only:\n  script: [\"true\"]\n")
+			// Processing is asynchronous: wait until both queues are filled.
+			waitFor(t, "pending jobs in both projects", func() bool {
+				var a, b []jobJSON
+				n.api("GET", fmt.Sprintf("/projects/%d/jobs?scope=pending&per_page=100", busy), nil, &a)
+				n.api("GET", fmt.Sprintf("/projects/%d/jobs?scope=pending", small), nil, &b)
+				return len(a) == 30 && len(b) == 1
+			})
 			token := n.newRunner()
 			var claimed []float64
 			for len(claimed) < 3 {
