@@ -143,8 +143,12 @@ func (a *API) handleCreateCommit(w http.ResponseWriter, r *http.Request) error {
 	if err := p.requireStr("branch", "commit_message"); err != nil {
 		return err
 	}
-	raw, _ := p.json["actions"].([]any)
-	if len(raw) == 0 {
+	rawAny, present := p.json["actions"]
+	raw, isList := rawAny.([]any)
+	switch {
+	case present && rawAny != nil && !isList:
+		return errParam("actions is invalid")
+	case len(raw) == 0:
 		return errParam("actions is missing")
 	}
 	if !pv.canUpdateBuilds() {
