@@ -127,14 +127,6 @@ func newMapLike(at *node, pairs []pair) *node {
 	return n.finish()
 }
 
-func newSeqLike(at *node, items []*node) *node {
-	n := &node{kind: seqNode, tag: "!!seq", items: items}
-	if at != nil {
-		n.file, n.line, n.col = at.file, at.line, at.col
-	}
-	return n.finish()
-}
-
 // without returns a copy of mapping n without the given keys.
 func (n *node) without(keys ...string) *node {
 	if !n.isMap() {

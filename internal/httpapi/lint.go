@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"gantry/internal/ci"
 	"gantry/internal/ciconfig"
 	"gantry/internal/pipeline"
 )
@@ -104,5 +103,3 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
-
-var _ = ci.StatusCreated

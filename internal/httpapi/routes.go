@@ -7,7 +7,7 @@ import (
 )
 
 // addRoutes is the whole public API surface. Every GET also answers HEAD.
-func (a *API) addRoutes(mux router) {
+func (a *API) addRoutes(mux Router) {
 	h := a.wrap
 	const v4 = "/api/v4"
 
@@ -81,23 +81,7 @@ func (a *API) addRoutes(mux router) {
 	}
 }
 
-// Router is what routes are registered on: a ServeMux, or a recorder.
+// Router is what routes are registered on.
 type Router interface {
 	Handle(pattern string, h http.Handler)
-}
-
-type router = Router
-
-type routeRecorder struct{ patterns []string }
-
-func (rr *routeRecorder) Handle(pattern string, _ http.Handler) {
-	rr.patterns = append(rr.patterns, pattern)
-}
-
-// Routes lists every route pattern ("METHOD /path"), so that test matrices
-// are generated from the route table and no route escapes them.
-func (a *API) Routes() []string {
-	rr := &routeRecorder{}
-	a.addRoutes(rr)
-	return rr.patterns
 }

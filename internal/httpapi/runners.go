@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"gantry/internal/ci"
 	"gantry/internal/store"
@@ -13,20 +12,19 @@ import (
 
 type runnerDetailEntity struct {
 	runnerEntity
-	TagList         []string      `json:"tag_list"`
-	RunUntagged     bool          `json:"run_untagged"`
-	Locked          bool          `json:"locked"`
-	MaximumTimeout  *int          `json:"maximum_timeout"`
-	AccessLevel     string        `json:"access_level"`
-	ContactedAt     *Time         `json:"contacted_at"`
-	MaintenanceNote string        `json:"maintenance_note"`
-	Projects        []projectRef  `json:"projects"`
-	Groups          []groupRef    `json:"groups"`
-	Version         *string       `json:"version"`
-	Revision        *string       `json:"revision"`
-	Platform        *string       `json:"platform"`
-	Architecture    *string       `json:"architecture"`
-	Managers        []interface{} `json:"-"`
+	TagList         []string     `json:"tag_list"`
+	RunUntagged     bool         `json:"run_untagged"`
+	Locked          bool         `json:"locked"`
+	MaximumTimeout  *int         `json:"maximum_timeout"`
+	AccessLevel     string       `json:"access_level"`
+	ContactedAt     *Time        `json:"contacted_at"`
+	MaintenanceNote string       `json:"maintenance_note"`
+	Projects        []projectRef `json:"projects"`
+	Groups          []groupRef   `json:"groups"`
+	Version         *string      `json:"version"`
+	Revision        *string      `json:"revision"`
+	Platform        *string      `json:"platform"`
+	Architecture    *string      `json:"architecture"`
 }
 
 type projectRef struct {
@@ -473,5 +471,3 @@ func (a *API) handleProjectRunners(w http.ResponseWriter, r *http.Request) error
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
-
-var _ = time.Second

@@ -121,12 +121,6 @@ func (s *Service) processLogged(ctx context.Context, id int64) {
 	}
 }
 
-// ProcessNow processes until the pipeline (and what it triggered) settles:
-// for tests and benchmarks that finish jobs through the store.
-func (s *Service) ProcessNow(ctx context.Context, pipelineID int64) error {
-	return s.Process(ctx, pipelineID)
-}
-
 // Process runs one processing step of a pipeline and follows up on what it
 // changed: bridges that became pending trigger their downstream pipelines,
 // resource groups are granted, and a downstream pipeline's new status is

@@ -213,12 +213,6 @@ func (t *jobTrace) summary() (checksum string, size int) {
 	return fmt.Sprintf("crc32:%08x", crc32.ChecksumIEEE(t.data)), len(t.data)
 }
 
-func (t *jobTrace) bytes() []byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return slices.Clone(t.data)
-}
-
 // helpers that write gitlab-runner style lines
 
 func (t *jobTrace) printf(format string, a ...any) {

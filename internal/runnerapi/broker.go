@@ -101,22 +101,6 @@ func (b *Broker) Notify(cands []Candidate) int {
 	return woken
 }
 
-// BumpAll moves every runner's version (e.g. after a restart-like event
-// whose matching is unknown), so no runner trusts a stale version.
-func (b *Broker) BumpAll() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.epoch = strconv.FormatInt(time.Now().UnixNano(), 36)
-	for _, ws := range b.waiters {
-		for w := range ws {
-			select {
-			case w.ch <- struct{}{}:
-			default:
-			}
-		}
-	}
-}
-
 // Waiting is the number of long-polls being held.
 func (b *Broker) Waiting() int {
 	b.mu.Lock()

@@ -175,14 +175,6 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 	return nil, "", nil
 }
 
-func (s *scope) chainIfNeeded(ctx context.Context, a *API, projectID int64) []int64 {
-	if s.runner.Type != ci.GroupRunner {
-		return nil
-	}
-	c, _ := a.chains.get(ctx, a.store, projectID)
-	return c
-}
-
 // defaultJobTimeout is a project's default job timeout (GitLab: 60 minutes).
 const defaultJobTimeout = time.Hour
 

@@ -87,9 +87,6 @@ func New(cfg Config, st store.Store, blobs blob.Store, pipes *pipeline.Service, 
 		jobContacts: map[int64]time.Time{}}
 }
 
-// Broker exposes the wake-up broker (benchmarks and tests count waiters).
-func (a *API) Broker() *Broker { return a.broker }
-
 // Routes registers the runner endpoints on mux.
 func (a *API) Routes(mux interface {
 	Handle(pattern string, h http.Handler)

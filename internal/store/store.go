@@ -368,8 +368,6 @@ type Runners interface {
 	PendingProjects(ctx context.Context) ([]int64, error)
 	// RunningCounts counts executing builds per project.
 	RunningCounts(ctx context.Context, projectIDs []int64) (map[int64]int, error)
-	// PendingJobs returns a project's oldest pending builds.
-	PendingJobs(ctx context.Context, projectID int64, limit int) ([]*ci.Job, error)
 	// ClaimNext picks the project's oldest pending build the runner may
 	// take (tags, run_untagged) and claims it in the same statement, so
 	// concurrent runners never race for one row; ErrNotFound if none.
@@ -388,9 +386,7 @@ type Runners interface {
 type RunnerFilter struct {
 	// ProjectID lists runners that may run the project's jobs: instance
 	// runners, its project runners and its groups' runners.
-	ProjectID int64
-	// OwnedProjects limits to project runners of these projects (and, with
-	// Admin, everything).
+	ProjectID     int64
 	Type          ci.RunnerType
 	Paused        *bool
 	Tags          []string

@@ -57,13 +57,12 @@ func OpenSQLite(t testing.TB) store.Store {
 // OpenPostgres creates a schema of its own and opens the store on it.
 func OpenPostgres(t testing.TB) store.Store {
 	t.Helper()
-	u, schema := NewPostgresSchema(t)
+	u, _ := NewPostgresSchema(t)
 	st, err := postgres.Open(context.Background(), u, postgres.Options{MaxConns: 8})
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}
 	t.Cleanup(func() { st.Close() })
-	_ = schema
 	return st
 }
 

@@ -11,7 +11,7 @@ import (
 	"io/fs"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"gantry/internal/store/sqldb"
 )
@@ -48,8 +48,6 @@ func Open(ctx context.Context, url string, opt Options) (*sqldb.DB, error) {
 	d := sqldb.Dialect{Name: "postgres", IsUniqueViolation: isUniqueViolation}
 	return sqldb.New(d, db, db, false), nil
 }
-
-var _ = stdlib.GetDefaultDriver
 
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError

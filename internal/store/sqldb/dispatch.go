@@ -134,7 +134,7 @@ func (db *DB) ListRunners(ctx context.Context, f store.RunnerFilter) ([]*ci.Runn
 		limit = 100
 	}
 	q += ` ORDER BY id LIMIT ? OFFSET ?`
-	args = append(args, limit+len(f.Tags)*0, f.Offset)
+	args = append(args, limit, f.Offset)
 	rows, err := db.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -247,27 +247,6 @@ func (db *DB) RunningCounts(ctx context.Context, projectIDs []int64) (map[int64]
 			return nil, err
 		}
 		out[p] = n
-	}
-	return out, rows.Err()
-}
-
-func (db *DB) PendingJobs(ctx context.Context, projectID int64, limit int) ([]*ci.Job, error) {
-	rows, err := db.query(ctx, `SELECT `+jobCols+` FROM jobs WHERE project_id = ? AND status = 'pending' AND kind = 'build' ORDER BY id LIMIT `+fmt.Sprint(max(limit, 1)), projectID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*ci.Job
-	r := newRawRow(32)
-	for rows.Next() {
-		if err := rows.Scan(r.ptrs...); err != nil {
-			return nil, err
-		}
-		j, err := jobFromRow(r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
 	}
 	return out, rows.Err()
 }
