@@ -349,3 +349,34 @@ func uniqueIDs(ids []int64) []int64 {
 	}
 	return out
 }
+
+type scanner interface{ Scan(...any) error }
+
+// collect runs a read and scans every row with scan.
+func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// jobs runs a read of jobCols rows, reusing one set of scan buffers.
+func (db *DB) jobs(ctx context.Context, query string, args ...any) ([]*ci.Job, error) {
+	r := newRawRow(32)
+	rows, err := db.query(ctx, query, args...)
+	return collect(rows, err, func(s scanner) (*ci.Job, error) {
+		if err := s.Scan(r.ptrs...); err != nil {
+			return nil, err
+		}
+		return jobFromRow(r)
+	})
+}

@@ -276,20 +276,7 @@ func (db *DB) RunnerJobs(ctx context.Context, runnerID int64, statuses []ci.JobS
 	}
 	q += ` ORDER BY id DESC LIMIT ? OFFSET ?`
 	args = append(args, limit, offset)
-	rows, err := db.query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*ci.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return db.jobs(ctx, q, args...)
 }
 
 func (db *DB) RecordRunnerUpdate(ctx context.Context, jobID int64, now time.Time) error {
@@ -334,22 +321,9 @@ func (db *DB) FinishJob(ctx context.Context, p store.FinishParams) (*ci.Job, err
 }
 
 func (db *DB) TimedOutJobs(ctx context.Context, now time.Time, silentFor time.Duration) ([]*ci.Job, error) {
-	rows, err := db.query(ctx, `SELECT `+jobCols+` FROM jobs WHERE status IN ('running', 'canceling') AND kind = 'build' AND (
+	return db.jobs(ctx, `SELECT `+jobCols+` FROM jobs WHERE status IN ('running', 'canceling') AND kind = 'build' AND (
 		(timeout_seconds IS NOT NULL AND started_at + timeout_seconds * 1000000 < ?) OR
 		(runner_updated_at IS NOT NULL AND runner_updated_at < ?)) ORDER BY id LIMIT 1000`, tm(now), tm(now.Add(-silentFor)))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*ci.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
 }
 
 func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, error) {

@@ -202,24 +202,7 @@ func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]*ci.Job, error
 		query = `SELECT ` + jobCols + ` FROM jobs WHERE id IN (SELECT id` + db.jobsSource(f) + where +
 			` ORDER BY id DESC` + limit + ` OFFSET ` + strconv.Itoa(f.Offset) + `) ORDER BY id DESC`
 	}
-	rows, err := db.query(ctx, (query), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := make([]*ci.Job, 0, f.Limit)
-	r := newRawRow(32)
-	for rows.Next() {
-		if err := rows.Scan(r.ptrs...); err != nil {
-			return nil, err
-		}
-		j, err := jobFromRow(r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return db.jobs(ctx, query, args...)
 }
 
 func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int, error) {

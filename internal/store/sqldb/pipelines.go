@@ -77,16 +77,9 @@ func (db *DB) PipelinesByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Pi
 		return out, nil
 	}
 	rows, err := db.query(ctx, (`SELECT ` + pipelineCols + ` FROM pipelines WHERE id IN (` + placeholders(len(ids)) + `)`), int64Args(ids)...)
-	if err != nil {
-		return nil, err
+	list, err := collect(rows, err, func(s scanner) (*ci.Pipeline, error) { return scanPipeline(s) })
+	for _, v := range list {
+		out[v.ID] = v
 	}
-	defer rows.Close()
-	for rows.Next() {
-		p, err := scanPipeline(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[p.ID] = p
-	}
-	return out, rows.Err()
+	return out, err
 }

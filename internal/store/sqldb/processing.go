@@ -201,19 +201,7 @@ func (db *DB) ListPipelines(ctx context.Context, f store.PipelineFilter) ([]*ci.
 		order = " ORDER BY id ASC"
 	}
 	rows, err := db.query(ctx, `SELECT `+pipelineCols+` FROM pipelines`+where+order+` LIMIT ? OFFSET ?`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*ci.Pipeline
-	for rows.Next() {
-		p, err := scanPipeline(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	return collect(rows, err, func(s scanner) (*ci.Pipeline, error) { return scanPipeline(s) })
 }
 
 func (db *DB) CountPipelines(ctx context.Context, f store.PipelineFilter, limit int) (int, error) {
@@ -646,18 +634,5 @@ func (db *DB) EraseJob(ctx context.Context, jobID, userID int64, now time.Time) 
 }
 
 func (db *DB) StaleCanceling(ctx context.Context, before time.Time) ([]*ci.Job, error) {
-	rows, err := db.query(ctx, `SELECT `+jobCols+` FROM jobs WHERE status = 'canceling' AND updated_at < ? ORDER BY id LIMIT 1000`, tm(before))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*ci.Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
+	return db.jobs(ctx, `SELECT `+jobCols+` FROM jobs WHERE status = 'canceling' AND updated_at < ? ORDER BY id LIMIT 1000`, tm(before))
 }

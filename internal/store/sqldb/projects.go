@@ -188,20 +188,8 @@ func (db *DB) ListProjects(ctx context.Context, f store.ProjectFilter) ([]*ci.Pr
 	}
 	query += ` ORDER BY p.id DESC LIMIT ? OFFSET ?`
 	args = append(args, f.Limit, f.Offset)
-	rows, err := db.query(ctx, (query), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*ci.Project
-	for rows.Next() {
-		p, err := scanProject(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+	rows, err := db.query(ctx, query, args...)
+	return collect(rows, err, func(s scanner) (*ci.Project, error) { return scanProject(s) })
 }
 
 func (db *DB) AddMember(ctx context.Context, p store.AddMemberParams) error {

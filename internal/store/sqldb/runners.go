@@ -69,18 +69,11 @@ func (db *DB) RunnersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.Runn
 		return out, nil
 	}
 	rows, err := db.query(ctx, (`SELECT ` + runnerCols + ` FROM runners WHERE id IN (` + placeholders(len(ids)) + `)`), int64Args(ids)...)
-	if err != nil {
-		return nil, err
+	list, err := collect(rows, err, func(s scanner) (*ci.Runner, error) { return scanRunner(s) })
+	for _, v := range list {
+		out[v.ID] = v
 	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanRunner(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[r.ID] = r
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 const managerCols = `id, runner_id, system_id, version, revision, platform, architecture, ip_address, created_at, contacted_at`

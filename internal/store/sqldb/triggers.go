@@ -37,19 +37,7 @@ func (db *DB) CreateTrigger(ctx context.Context, t ci.Trigger, digest string) (*
 
 func (db *DB) Triggers(ctx context.Context, projectID int64) ([]*ci.Trigger, error) {
 	rows, err := db.query(ctx, `SELECT `+triggerCols+` FROM trigger_tokens WHERE project_id = ? ORDER BY id`, projectID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*ci.Trigger
-	for rows.Next() {
-		t, err := scanTrigger(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return collect(rows, err, func(s scanner) (*ci.Trigger, error) { return scanTrigger(s) })
 }
 
 func (db *DB) TriggerByDigest(ctx context.Context, digest string) (*ci.Trigger, error) {

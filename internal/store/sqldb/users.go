@@ -56,18 +56,11 @@ func (db *DB) UsersByIDs(ctx context.Context, ids []int64) (map[int64]*ci.User, 
 		return out, nil
 	}
 	rows, err := db.query(ctx, (`SELECT ` + userCols + ` FROM users WHERE id IN (` + placeholders(len(ids)) + `)`), int64Args(ids)...)
-	if err != nil {
-		return nil, err
+	list, err := collect(rows, err, func(s scanner) (*ci.User, error) { return scanUser(s) })
+	for _, v := range list {
+		out[v.ID] = v
 	}
-	defer rows.Close()
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, err
-		}
-		out[u.ID] = u
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 func (db *DB) CountUsers(ctx context.Context) (int64, error) {
