@@ -11,13 +11,19 @@ import (
 	"gantry/internal/store"
 )
 
-// jobAction resolves the common prefix of the job actions: a user, the
-// project (404 if invisible), and the job of the given kinds (404).
+// jobAction resolves what every single-job route starts with: a user, the
+// project (404 if invisible), read access to its jobs (403), and the job of
+// the given kinds (404).
 func (a *API) jobAction(r *http.Request, kinds ...ci.JobKind) (*projectView, *ci.Job, error) {
 	ident, err := a.requireUser(r, authUser)
 	if err != nil {
 		return nil, nil, err
 	}
+	return a.jobFor(r, ident, kinds...)
+}
+
+// jobFor is jobAction for a caller already authenticated.
+func (a *API) jobFor(r *http.Request, ident *identity, kinds ...ci.JobKind) (*projectView, *ci.Job, error) {
 	if _, _, err := pathID(r, "job_id"); err != nil {
 		return nil, nil, err
 	}
@@ -251,8 +257,7 @@ func (a *API) handlePlayJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	_ = ident
-	pv, j, err := a.jobAction(r, ci.KindBuild, ci.KindBridge)
+	pv, j, err := a.jobFor(r, ident, ci.KindBuild, ci.KindBridge)
 	if err != nil {
 		return err
 	}

@@ -226,21 +226,7 @@ func (a *API) findJob(r *http.Request, pv *projectView, kinds ...ci.JobKind) (*c
 
 // GET /projects/:id/jobs/:job_id
 func (a *API) handleGetJob(w http.ResponseWriter, r *http.Request) error {
-	ident, err := a.requireUser(r, authUser)
-	if err != nil {
-		return err
-	}
-	if _, _, err := pathID(r, "job_id"); err != nil {
-		return err
-	}
-	pv, err := a.findProject(r, ident)
-	if err != nil {
-		return err
-	}
-	if !pv.canReadBuilds() {
-		return errForbidden
-	}
-	j, err := a.findJob(r, pv, ci.KindBuild)
+	pv, j, err := a.jobAction(r, ci.KindBuild)
 	if err != nil {
 		return err
 	}
@@ -286,14 +272,7 @@ func (a *API) handleGetTrace(w http.ResponseWriter, r *http.Request) error {
 	if hasLimit && (limit < 1 || limit > maxTraceByteLimit) {
 		return errParam("byte_limit does not have a valid value")
 	}
-	pv, err := a.findProject(r, ident)
-	if err != nil {
-		return err
-	}
-	if !pv.canReadBuilds() {
-		return errForbidden
-	}
-	j, err := a.findJob(r, pv, ci.KindBuild)
+	_, j, err := a.jobFor(r, ident, ci.KindBuild)
 	if err != nil {
 		return err
 	}

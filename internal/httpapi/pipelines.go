@@ -88,7 +88,7 @@ func (a *API) pipelineEntity(r *http.Request, p *ci.Project, pl *ci.Pipeline) (*
 	return e, nil
 }
 
-// readablePipelineProject authenticates (anonymous allowed) and checks read_pipeline.
+// pipelineProject authenticates (anonymous allowed for reads) and checks read_pipeline.
 func (a *API) pipelineProject(r *http.Request, write bool) (*projectView, *params, error) {
 	var ident *identity
 	var err error
@@ -112,6 +112,16 @@ func (a *API) pipelineProject(r *http.Request, write bool) (*projectView, *param
 		return nil, nil, errForbidden
 	}
 	return pv, p, nil
+}
+
+// pipelineRequest resolves what every single-pipeline route starts with.
+func (a *API) pipelineRequest(r *http.Request, write bool) (*projectView, *ci.Pipeline, error) {
+	pv, _, err := a.pipelineProject(r, write)
+	if err != nil {
+		return nil, nil, err
+	}
+	pl, err := a.findPipeline(r, pv)
+	return pv, pl, err
 }
 
 func (a *API) findPipeline(r *http.Request, pv *projectView) (*ci.Pipeline, error) {
@@ -213,11 +223,7 @@ func (a *API) handleListPipelines(w http.ResponseWriter, r *http.Request) error 
 
 // GET /projects/:id/pipelines/:pipeline_id
 func (a *API) handleGetPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, _, err := a.pipelineProject(r, false)
-	if err != nil {
-		return err
-	}
-	pl, err := a.findPipeline(r, pv)
+	pv, pl, err := a.pipelineRequest(r, false)
 	if err != nil {
 		return err
 	}
@@ -375,11 +381,7 @@ func (a *API) handleCreatePipeline(w http.ResponseWriter, r *http.Request) error
 
 // POST /projects/:id/pipelines/:pipeline_id/cancel
 func (a *API) handleCancelPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, _, err := a.pipelineProject(r, true)
-	if err != nil {
-		return err
-	}
-	pl, err := a.findPipeline(r, pv)
+	pv, pl, err := a.pipelineRequest(r, true)
 	if err != nil {
 		return err
 	}
@@ -408,11 +410,7 @@ func (a *API) processNow(r *http.Request, pipelineID int64) error {
 
 // POST /projects/:id/pipelines/:pipeline_id/retry
 func (a *API) handleRetryPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, _, err := a.pipelineProject(r, true)
-	if err != nil {
-		return err
-	}
-	pl, err := a.findPipeline(r, pv)
+	pv, pl, err := a.pipelineRequest(r, true)
 	if err != nil {
 		return err
 	}
@@ -443,11 +441,7 @@ func (a *API) handleRetryPipeline(w http.ResponseWriter, r *http.Request) error 
 
 // DELETE /projects/:id/pipelines/:pipeline_id
 func (a *API) handleDeletePipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, _, err := a.pipelineProject(r, true)
-	if err != nil {
-		return err
-	}
-	pl, err := a.findPipeline(r, pv)
+	pv, pl, err := a.pipelineRequest(r, true)
 	if err != nil {
 		return err
 	}
@@ -463,11 +457,7 @@ func (a *API) handleDeletePipeline(w http.ResponseWriter, r *http.Request) error
 
 // GET /projects/:id/pipelines/:pipeline_id/variables
 func (a *API) handlePipelineVariables(w http.ResponseWriter, r *http.Request) error {
-	pv, _, err := a.pipelineProject(r, false)
-	if err != nil {
-		return err
-	}
-	pl, err := a.findPipeline(r, pv)
+	pv, pl, err := a.pipelineRequest(r, false)
 	if err != nil {
 		return err
 	}

@@ -64,21 +64,7 @@ func (a *API) runnerMayTake(r *http.Request, rn *ci.Runner, j *ci.Job, chain []i
 
 // GET /projects/:id/jobs/:job_id/queue (gantry's extension)
 func (a *API) handleJobQueue(w http.ResponseWriter, r *http.Request) error {
-	ident, err := a.requireUser(r, authUser)
-	if err != nil {
-		return err
-	}
-	if _, _, err := pathID(r, "job_id"); err != nil {
-		return err
-	}
-	pv, err := a.findProject(r, ident)
-	if err != nil {
-		return err
-	}
-	if !pv.canReadBuilds() {
-		return errForbidden
-	}
-	j, err := a.findJob(r, pv, ci.KindBuild)
+	_, j, err := a.jobAction(r, ci.KindBuild)
 	if err != nil {
 		return err
 	}

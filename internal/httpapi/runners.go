@@ -184,14 +184,7 @@ func (a *API) handleCreateRunner(w http.ResponseWriter, r *http.Request) error {
 		}
 		groups = []int64{ns.ID}
 	}
-	var tags []string
-	for _, raw := range append(append([]string{}, p.values["tag_list[]"]...), p.values["tag_list"]...) {
-		for _, t := range strings.Split(raw, ",") {
-			if t = strings.TrimSpace(t); t != "" {
-				tags = append(tags, t)
-			}
-		}
-	}
+	tags := tagListParam(p)
 	secret := ci.NewSecret(ci.RunnerTokenPrefix)
 	created, err := a.store.InsertRunner(ctx, ci.Runner{Type: typ, Description: p.str("description"), Paused: paused, Locked: locked,
 		RunUntagged: runUntagged, AccessLevel: access, TagList: tags, MaximumTimeout: maxTimeout, CreatedAt: a.now(), CreatedByID: &ident.User.ID,
@@ -366,15 +359,7 @@ func (a *API) handleUpdateRunner(w http.ResponseWriter, r *http.Request) error {
 		rn.MaximumTimeout = &t
 	}
 	if p.has("tag_list") || p.has("tag_list[]") {
-		var tags []string
-		for _, raw := range append(append([]string{}, p.values["tag_list[]"]...), p.values["tag_list"]...) {
-			for _, t := range strings.Split(raw, ",") {
-				if t = strings.TrimSpace(t); t != "" {
-					tags = append(tags, t)
-				}
-			}
-		}
-		rn.TagList = tags
+		rn.TagList = tagListParam(p)
 	}
 	updated, err := a.store.UpdateRunner(r.Context(), *rn)
 	if err != nil {
@@ -470,4 +455,17 @@ func (a *API) handleProjectRunners(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// tagListParam reads tag_list as "a,b", repeated, or tag_list[].
+func tagListParam(p *params) []string {
+	var tags []string
+	for _, raw := range append(append([]string{}, p.values["tag_list[]"]...), p.values["tag_list"]...) {
+		for _, t := range strings.Split(raw, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags
 }
