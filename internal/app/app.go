@@ -99,7 +99,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if err := os.MkdirAll(repos.Root, 0o750); err != nil {
 		return nil, fmt.Errorf("repositories dir: %w", err)
 	}
-	pipes := pipeline.New(pipeline.Config{ExternalURL: cfg.ExternalURL}, st, repoSource{repos}, opt.Logger, opt.Now)
+	pipes := pipeline.New(pipeline.Config{ExternalURL: cfg.ExternalURL}, st, pipeline.GitSource{Repos: repos}, opt.Logger, opt.Now)
 	blobs := &blob.FS{Root: filepath.Join(cfg.DataDir, "blobs")}
 	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
 		LongPoll: cfg.LongPoll}, st, blobs, pipes, opt.Logger, opt.Now)

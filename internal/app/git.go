@@ -9,42 +9,8 @@ import (
 
 	"gantry/internal/ci"
 	"gantry/internal/githost"
-	"gantry/internal/httpapi"
-	"gantry/internal/pipeline"
 	"gantry/internal/store"
 )
-
-// repoSource adapts the hosted repositories to what pipeline creation reads.
-type repoSource struct{ repos *githost.Repos }
-
-func (s repoSource) ReadFile(ctx context.Context, projectID int64, sha, path string) ([]byte, error) {
-	b, err := s.repos.ReadFile(ctx, projectID, sha, path)
-	if errors.Is(err, githost.ErrFileMissing) {
-		return nil, pipeline.ErrFileMissing
-	}
-	return b, err
-}
-
-func (s repoSource) Exists(ctx context.Context, projectID int64, sha, glob string) (bool, error) {
-	return s.repos.Exists(ctx, projectID, sha, glob)
-}
-
-func (s repoSource) ChangedPaths(ctx context.Context, projectID int64, before, after string) ([]string, error) {
-	return s.repos.ChangedPaths(ctx, projectID, before, after)
-}
-
-func (s repoSource) Commit(ctx context.Context, projectID int64, sha string) (*ci.Commit, error) {
-	info, err := s.repos.Commit(ctx, projectID, sha)
-	if err != nil {
-		return nil, err
-	}
-	c := httpapi.CommitFromGit(info)
-	return &c, nil
-}
-
-func (s repoSource) ResolveRef(ctx context.Context, projectID int64, ref string) (string, error) {
-	return s.repos.ResolveRef(ctx, projectID, ref)
-}
 
 // gitAuth authorises smart-HTTP requests: HTTP Basic with a personal
 // access token as the password, or the user gitlab-ci-token with the token

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,33 +84,6 @@ func Pipeline(ctx context.Context, o PipelineOptions, out io.Writer) ([]Pipeline
 	return reps, nil
 }
 
-type benchSource struct{ r *githost.Repos }
-
-func (s benchSource) ReadFile(ctx context.Context, id int64, sha, p string) ([]byte, error) {
-	b, err := s.r.ReadFile(ctx, id, sha, p)
-	if errors.Is(err, githost.ErrFileMissing) {
-		return nil, pipeline.ErrFileMissing
-	}
-	return b, err
-}
-func (s benchSource) Exists(ctx context.Context, id int64, sha, g string) (bool, error) {
-	return s.r.Exists(ctx, id, sha, g)
-}
-func (s benchSource) ChangedPaths(ctx context.Context, id int64, a, b string) ([]string, error) {
-	return s.r.ChangedPaths(ctx, id, a, b)
-}
-func (s benchSource) ResolveRef(ctx context.Context, id int64, ref string) (string, error) {
-	return s.r.ResolveRef(ctx, id, ref)
-}
-func (s benchSource) Commit(ctx context.Context, id int64, sha string) (*ci.Commit, error) {
-	c, err := s.r.Commit(ctx, id, sha)
-	if err != nil {
-		return nil, err
-	}
-	return &ci.Commit{SHA: c.SHA, ParentIDs: c.ParentIDs, Title: c.Title, Message: c.Message, AuthorName: c.AuthorName, AuthorEmail: c.AuthorEmail,
-		AuthoredDate: c.AuthoredDate, CommitterName: c.CommitterName, CommitterEmail: c.CommitterEmail, CommittedDate: c.CommittedDate}, nil
-}
-
 func pipelineOne(ctx context.Context, name string, o PipelineOptions, out io.Writer) (PipelineReport, error) {
 	rep := PipelineReport{Store: name}
 	db, closeDB, err := openBenchStore(ctx, name, JobsListOptions{DatabaseURL: o.DatabaseURL, TempDir: o.TempDir})
@@ -141,7 +113,7 @@ func pipelineOne(ctx context.Context, name string, o PipelineOptions, out io.Wri
 	if err != nil {
 		return rep, err
 	}
-	svc := pipeline.New(pipeline.Config{ExternalURL: "http://127.0.0.1"}, db, benchSource{repos}, nil, nil)
+	svc := pipeline.New(pipeline.Config{ExternalURL: "http://127.0.0.1"}, db, pipeline.GitSource{Repos: repos}, nil, nil)
 	var creates, processes, perJob []time.Duration
 	for run := 0; run < o.Runs; run++ {
 		t0 := time.Now()

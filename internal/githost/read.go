@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gantry/internal/ci"
 	"io"
 	"os/exec"
 	"path"
@@ -326,6 +327,13 @@ type CommitInfo struct {
 	CommitterName  string
 	CommitterEmail string
 	CommittedDate  time.Time
+}
+
+// Domain converts the commit to the domain's record.
+func (c *CommitInfo) Domain() ci.Commit {
+	return ci.Commit{SHA: c.SHA, ParentIDs: c.ParentIDs, Title: c.Title, Message: c.Message, AuthorName: c.AuthorName,
+		AuthorEmail: c.AuthorEmail, AuthoredDate: c.AuthoredDate, CommitterName: c.CommitterName, CommitterEmail: c.CommitterEmail,
+		CommittedDate: c.CommittedDate}
 }
 
 // Commit returns the commit named by rev (a SHA or any ref ResolveRef

@@ -198,16 +198,9 @@ func (a *API) handleCreateCommit(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c := CommitFromGit(info)
+	c := info.Domain()
 	writeJSON(w, http.StatusCreated, a.commitEntity(pv.project, &c))
 	return nil
-}
-
-// CommitFromGit converts a repository commit to the domain's.
-func CommitFromGit(c *githost.CommitInfo) ci.Commit {
-	return ci.Commit{SHA: c.SHA, ParentIDs: c.ParentIDs, Title: c.Title, Message: c.Message, AuthorName: c.AuthorName,
-		AuthorEmail: c.AuthorEmail, AuthoredDate: c.AuthoredDate, CommitterName: c.CommitterName, CommitterEmail: c.CommitterEmail,
-		CommittedDate: c.CommittedDate}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
@@ -247,7 +240,7 @@ func (a *API) handleListBranches(w http.ResponseWriter, r *http.Request) error {
 	for _, b := range branches {
 		e := branchEntity{Name: b.Name, Default: b.Default, CanPush: pv.canUpdateBuilds(), WebURL: a.projectURL(pv.project) + "/-/tree/" + b.Name}
 		if info, err := a.repos.Commit(r.Context(), pv.project.ID, b.SHA); err == nil {
-			c := CommitFromGit(info)
+			c := info.Domain()
 			e.Commit = a.commitEntity(pv.project, &c)
 		}
 		out = append(out, e)

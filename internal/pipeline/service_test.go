@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,35 +12,6 @@ import (
 	"gantry/internal/store"
 	"gantry/internal/testenv"
 )
-
-// source reads the real repositories (the app's adapter, restated here to
-// keep the package's tests self-contained).
-type source struct{ r *githost.Repos }
-
-func (s source) ReadFile(ctx context.Context, id int64, sha, p string) ([]byte, error) {
-	b, err := s.r.ReadFile(ctx, id, sha, p)
-	if errors.Is(err, githost.ErrFileMissing) {
-		return nil, pipeline.ErrFileMissing
-	}
-	return b, err
-}
-func (s source) Exists(ctx context.Context, id int64, sha, g string) (bool, error) {
-	return s.r.Exists(ctx, id, sha, g)
-}
-func (s source) ChangedPaths(ctx context.Context, id int64, a, b string) ([]string, error) {
-	return s.r.ChangedPaths(ctx, id, a, b)
-}
-func (s source) ResolveRef(ctx context.Context, id int64, ref string) (string, error) {
-	return s.r.ResolveRef(ctx, id, ref)
-}
-func (s source) Commit(ctx context.Context, id int64, sha string) (*ci.Commit, error) {
-	c, err := s.r.Commit(ctx, id, sha)
-	if err != nil {
-		return nil, err
-	}
-	return &ci.Commit{SHA: c.SHA, ParentIDs: c.ParentIDs, Title: c.Title, Message: c.Message, AuthorName: c.AuthorName, AuthorEmail: c.AuthorEmail,
-		AuthoredDate: c.AuthoredDate, CommitterName: c.CommitterName, CommitterEmail: c.CommitterEmail, CommittedDate: c.CommittedDate}, nil
-}
 
 type world struct {
 	st    store.Store
@@ -64,7 +34,7 @@ func setup(t *testing.T, b testenv.Backend, config string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := pipeline.New(pipeline.Config{ExternalURL: "http://gantry.test"}, st, source{repos}, nil, nil)
+	svc := pipeline.New(pipeline.Config{ExternalURL: "http://gantry.test"}, st, pipeline.GitSource{Repos: repos}, nil, nil)
 	t.Cleanup(svc.Stop)
 	return &world{st: st, repos: repos, svc: svc, fx: fx, sha: res.SHA}
 }
