@@ -310,12 +310,8 @@ func (db *DB) FinishJob(ctx context.Context, p store.FinishParams) (*ci.Job, err
 		sets = append(sets, "exit_code = ?", "coverage = COALESCE(?, coverage)", "runner_updated_at = ?")
 		args = append(args, exit, cov, tm(p.Now), p.JobID, status)
 		var err error
-		job, err = scanJob(tx.QueryRowContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ? RETURNING `+jobCols), args...))
-		if err != nil {
-			return db.translate(err)
-		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
-		return err
+		job, err = db.moveJobIn(ctx, tx, `UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = ? RETURNING `+jobCols, args)
+		return db.translate(err)
 	})
 	return job, err
 }

@@ -227,12 +227,20 @@ func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, 
 	var job *ci.Job
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		if job, err = scanJob(tx.QueryRowContext(ctx, db.q(update), args...)); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
+		job, err = db.moveJobIn(ctx, tx, update, args)
 		return err
 	})
+	return job, err
+}
+
+// moveJobIn is moveJob inside an open transaction; update already ends in
+// RETURNING jobCols.
+func (db *DB) moveJobIn(ctx context.Context, tx *sql.Tx, update string, args []any) (*ci.Job, error) {
+	job, err := scanJob(tx.QueryRowContext(ctx, db.q(update), args...))
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
 	return job, err
 }
 

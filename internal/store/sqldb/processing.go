@@ -277,23 +277,15 @@ func (db *DB) ForceJobStatus(ctx context.Context, jobID int64, to ci.JobStatus, 
 	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		var from string
-		var pipelineID int64
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT status, pipeline_id FROM jobs WHERE id = ?`), jobID).Scan(&from, &pipelineID); err != nil {
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT status FROM jobs WHERE id = ?`), jobID).Scan(&from); err != nil {
 			return db.translate(err)
 		}
 		if from == string(to) {
 			return nil
 		}
-		sets, args := transitionSets(to, ci.FailureDownstreamCreation, tm(now))
-		if to == ci.StatusFailed {
-			// Mirrored failures are the downstream pipeline's; not a creation error.
-			args[len(args)-1] = string(ci.FailureUnknown)
-		}
-		args = append(args, jobID)
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pipelineID)
+		// Mirrored failures are the downstream pipeline's: reason unknown, not a creation error.
+		sets, args := transitionSets(to, "", tm(now))
+		_, err := db.moveJobIn(ctx, tx, `UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? RETURNING `+jobCols, append(args, jobID))
 		return err
 	})
 }
