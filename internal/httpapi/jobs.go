@@ -67,10 +67,7 @@ func (a *API) handleListProjectJobs(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	hasNext := len(jobs) > pp.PerPage
-	if hasNext {
-		jobs = jobs[:pp.PerPage]
-	}
+	jobs, hasNext := pageOf(jobs, pp.PerPage)
 	if keyset {
 		if hasNext {
 			next := encodeCursor(keysetCursor{ID: jobs[len(jobs)-1].ID, Direction: "n"})
@@ -172,13 +169,7 @@ func (a *API) handleListPipelineJobs(kind ci.JobKind) handlerFunc {
 		if err != nil {
 			return err
 		}
-		hasNext := len(jobs) > pp.PerPage
-		if hasNext {
-			jobs = jobs[:pp.PerPage]
-		}
-		if total > totalsCap {
-			total = -1
-		}
+		jobs, hasNext := pageOf(jobs, pp.PerPage)
 		pathParams := map[string]string{"id": r.PathValue("id"), "pipeline_id": r.PathValue("pipeline_id")}
 		if kind == ci.KindBuild {
 			pathParams["include_retried"] = strconv.FormatBool(includeRetried)

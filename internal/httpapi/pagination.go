@@ -47,9 +47,21 @@ func (a *API) linkURL(r *http.Request, p *params, extra map[string]string, drop 
 	return b.String()
 }
 
+// pageOf trims a list fetched with one row of lookahead to the page size and
+// reports whether a next page exists.
+func pageOf[T any](list []T, perPage int) ([]T, bool) {
+	if len(list) > perPage {
+		return list[:perPage], true
+	}
+	return list, false
+}
+
 // offsetHeaders writes X-Page, X-Per-Page, X-Next-Page, X-Prev-Page, Link,
-// and, when total >= 0, X-Total, X-Total-Pages and rel="last".
+// and, when 0 <= total <= totalsCap, X-Total, X-Total-Pages and rel="last".
 func (a *API) offsetHeaders(w http.ResponseWriter, r *http.Request, p *params, pp pageParams, hasNext bool, total int, pathParams map[string]string) {
+	if total > totalsCap {
+		total = -1 // too many to count cheaply: GitLab omits the totals too
+	}
 	h := w.Header()
 	h.Set("X-Page", strconv.Itoa(pp.Page))
 	h.Set("X-Per-Page", strconv.Itoa(pp.PerPage))

@@ -205,13 +205,7 @@ func (a *API) handleListPipelines(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	hasNext := len(list) > pp.PerPage
-	if hasNext {
-		list = list[:pp.PerPage]
-	}
-	if total > totalsCap {
-		total = -1
-	}
+	list, hasNext := pageOf(list, pp.PerPage)
 	a.offsetHeaders(w, r, p, pp, hasNext, total, map[string]string{"id": r.PathValue("id")})
 	out := make([]*pipelineBasicEntity, len(list))
 	for i, pl := range list {

@@ -130,10 +130,7 @@ func (a *API) handleListProjects(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hasNext := len(projects) > pp.PerPage
-	if hasNext {
-		projects = projects[:pp.PerPage]
-	}
+	projects, hasNext := pageOf(projects, pp.PerPage)
 	a.offsetHeaders(w, r, p, pp, hasNext, -1, nil)
 	out := make([]*projectEntity, len(projects))
 	for i, pr := range projects {

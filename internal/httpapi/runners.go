@@ -408,10 +408,7 @@ func (a *API) handleRunnerJobs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hasNext := len(jobs) > pp.PerPage
-	if hasNext {
-		jobs = jobs[:pp.PerPage]
-	}
+	jobs, hasNext := pageOf(jobs, pp.PerPage)
 	a.offsetHeaders(w, r, p, pp, hasNext, -1, map[string]string{"id": r.PathValue("id")})
 	buf := []byte{'['}
 	for i, j := range jobs {
