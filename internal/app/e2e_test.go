@@ -289,7 +289,8 @@ func TestPushToPipelines(t *testing.T) {
 			}
 
 			// A failing build skips what depends on it.
-			jobs = n.jobs(proj.ID, p2.ID)
+			// The pipeline is listed before its processor has queued the first stage.
+			waitFor(t, "build pending", func() bool { jobs = n.jobs(proj.ID, p2.ID); return jobs["build"].Status == "pending" })
 			n.finish(jobs["build"].ID, ci.StatusFailed)
 			waitFor(t, "skips", func() bool {
 				jobs = n.jobs(proj.ID, p2.ID)
