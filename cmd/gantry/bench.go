@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
 	"gantry/internal/bench"
 )
 
-const benchUsage = `usage: gantry bench <name> [flags]
+const benchUsage = `usage: gantry bench <name> [-cpuprofile file] [flags]
 
 benchmarks:
   jobs-list   GET /projects/:id/jobs (keyset) on a project of 1,000,000 jobs,
@@ -43,6 +44,19 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) < 1 {
 		fmt.Fprint(stderr, benchUsage)
 		return errors.New("missing benchmark name")
+	}
+	// A CPU profile of the whole run, for finding where a benchmark's time goes.
+	if len(args) > 2 && args[1] == "-cpuprofile" {
+		f, err := os.Create(args[2])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+		args = append([]string{args[0]}, args[3:]...)
 	}
 	switch args[0] {
 	case "jobs-list":

@@ -17,7 +17,7 @@ const isoMillis = "2006-01-02T15:04:05.000Z07:00"
 func (t Time) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 32)
 	b = append(b, '"')
-	b = time.Time(t).UTC().AppendFormat(b, isoMillis)
+	b = appendISOMillis(b, time.Time(t))
 	return append(b, '"'), nil
 }
 

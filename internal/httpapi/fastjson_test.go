@@ -38,3 +38,27 @@ func TestFastJobJSONMatchesEncoder(t *testing.T) {
 		}
 	}
 }
+
+// The direct timestamp writer must agree with time's layout formatting,
+// including zones other than UTC and years outside four digits.
+func TestAppendISOMillisMatchesLayout(t *testing.T) {
+	zone := time.FixedZone("x", -5*3600-30*60)
+	times := []time.Time{
+		time.Date(2026, 11, 25, 23, 59, 59, 999_999_999, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 1_000_000, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 1, 0, 30, 0, 5_000_000, zone),
+		time.Unix(0, 0),
+	}
+	for i := 0; i < 1000; i++ {
+		times = append(times, time.Unix(int64(i)*987_654_321, int64(i)*1_234_567%1e9))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat(nil, isoMillis)
+		if got := appendISOMillis(nil, tm); string(got) != string(want) {
+			t.Fatalf("%v: got %s, want %s", tm, got, want)
+		}
+	}
+}

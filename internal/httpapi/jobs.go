@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gantry/internal/ci"
 	"gantry/internal/store"
@@ -85,7 +86,8 @@ func (a *API) writeJobs(w http.ResponseWriter, r *http.Request, p *ci.Project, j
 	if err != nil {
 		return err
 	}
-	buf := make([]byte, 0, 2048*len(jobs)+2)
+	bp := listBuffers.Get().(*[]byte)
+	buf := (*bp)[:0]
 	buf = append(buf, '[')
 	for i, j := range jobs {
 		if i > 0 {
@@ -95,8 +97,21 @@ func (a *API) writeJobs(w http.ResponseWriter, r *http.Request, p *ci.Project, j
 	}
 	buf = append(buf, ']')
 	writeRawJSON(w, http.StatusOK, buf)
+	if cap(buf) <= maxPooledListBuffer {
+		*bp = buf
+		listBuffers.Put(bp)
+	}
 	return nil
 }
+
+// listBuffers recycles the buffers job lists are rendered into: a page is
+// tens of kilobytes, and allocating it per request was most of the list
+// endpoint's garbage. The response writer has copied or sent the bytes by
+// the time Write returns, so the buffer can be reused.
+var listBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledListBuffer keeps one huge page from pinning its buffer forever.
+const maxPooledListBuffer = 1 << 20
 
 // pipelineJobsRequest parses what the pipeline jobs and bridges lists share.
 func (a *API) pipelineListRequest(r *http.Request) (*projectView, *ci.Pipeline, *params, pageParams, []ci.JobStatus, error) {
