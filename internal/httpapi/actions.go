@@ -279,7 +279,7 @@ func (a *API) handlePlayJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if played.Kind == ci.KindBridge {
-		jc, err := a.loadJobContext(r.Context(), pv.project, []*ci.Job{played})
+		jc, err := a.loadJobContext(r.Context(), pv.project, []*ci.Job{played}, nil)
 		if err != nil {
 			return err
 		}

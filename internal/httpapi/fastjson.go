@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -115,8 +116,29 @@ func appendFloatPtr(b []byte, f *float64) []byte {
 	if f == nil {
 		return append(b, "null"...)
 	}
-	v, _ := json.Marshal(*f) // encoding/json's float formatting, exactly
-	return append(b, v...)
+	return appendJSONFloat(b, *f)
+}
+
+// appendJSONFloat formats f the way encoding/json does (shortest form;
+// exponent notation below 1e-6 and from 1e21, with a one-digit negative
+// exponent unpadded), without its per-call allocation. NaN and infinities,
+// which JSON cannot carry, become null.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 func appendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }

@@ -64,7 +64,7 @@ func (a *API) handleListProjectJobs(w http.ResponseWriter, r *http.Request) erro
 	} else {
 		f.Offset = (pp.Page - 1) * pp.PerPage
 	}
-	jobs, err := a.store.ListJobs(r.Context(), f)
+	jobs, arts, err := a.store.ListJobsWithArtifacts(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -78,11 +78,12 @@ func (a *API) handleListProjectJobs(w http.ResponseWriter, r *http.Request) erro
 	} else {
 		a.offsetHeaders(w, r, p, pp, hasNext, -1, map[string]string{"id": r.PathValue("id")})
 	}
-	return a.writeJobs(w, r, pv.project, jobs)
+	return a.writeJobs(w, r, pv.project, jobs, arts)
 }
 
-func (a *API) writeJobs(w http.ResponseWriter, r *http.Request, p *ci.Project, jobs []*ci.Job) error {
-	jc, err := a.loadJobContext(r.Context(), p, jobs)
+// writeJobs renders a page of builds; arts are their artifacts.
+func (a *API) writeJobs(w http.ResponseWriter, r *http.Request, p *ci.Project, jobs []*ci.Job, arts map[int64][]*ci.Artifact) error {
+	jc, err := a.loadJobContext(r.Context(), p, jobs, arts)
 	if err != nil {
 		return err
 	}
@@ -180,7 +181,7 @@ func (a *API) handleListPipelineJobs(kind ci.JobKind) handlerFunc {
 			return err
 		}
 		f.Limit, f.Offset = pp.PerPage+1, (pp.Page-1)*pp.PerPage
-		jobs, err := a.store.ListJobs(r.Context(), f)
+		jobs, arts, err := a.store.ListJobsWithArtifacts(r.Context(), f)
 		if err != nil {
 			return err
 		}
@@ -191,9 +192,9 @@ func (a *API) handleListPipelineJobs(kind ci.JobKind) handlerFunc {
 		}
 		a.offsetHeaders(w, r, p, pp, hasNext, total, pathParams)
 		if kind == ci.KindBuild {
-			return a.writeJobs(w, r, pv.project, jobs)
+			return a.writeJobs(w, r, pv.project, jobs, arts)
 		}
-		jc, err := a.loadJobContext(r.Context(), pv.project, jobs)
+		jc, err := a.loadJobContext(r.Context(), pv.project, jobs, arts)
 		if err != nil {
 			return err
 		}
@@ -240,7 +241,7 @@ func (a *API) handleGetJob(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) writeJob(w http.ResponseWriter, r *http.Request, status int, p *ci.Project, j *ci.Job) error {
-	jc, err := a.loadJobContext(r.Context(), p, []*ci.Job{j})
+	jc, err := a.loadJobContext(r.Context(), p, []*ci.Job{j}, nil)
 	if err != nil {
 		return err
 	}

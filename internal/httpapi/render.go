@@ -74,7 +74,9 @@ func (a *API) encPipeline(jc *jobContext, pl *ci.Pipeline) json.RawMessage {
 	return b
 }
 
-func (a *API) loadJobContext(ctx context.Context, p *ci.Project, jobs []*ci.Job) (*jobContext, error) {
+// loadJobContext reads what rendering jobs needs besides the jobs. arts,
+// when not nil, are the jobs' artifacts already read with them.
+func (a *API) loadJobContext(ctx context.Context, p *ci.Project, jobs []*ci.Job, arts map[int64][]*ci.Artifact) (*jobContext, error) {
 	jc := &jobContext{project: p, now: a.now(), encUsers: map[int64]json.RawMessage{},
 		encCommits: map[string]json.RawMessage{}, encPipelines: map[int64]json.RawMessage{}, encRunners: map[[2]int64]json.RawMessage{},
 		encManagers: map[[2]int64]json.RawMessage{}}
@@ -121,8 +123,10 @@ func (a *API) loadJobContext(ctx context.Context, p *ci.Project, jobs []*ci.Job)
 	if jc.managers, err = a.store.RunnerManagersByIDs(ctx, managerIDs); err != nil {
 		return nil, err
 	}
-	if jc.artifacts, err = a.store.ArtifactsByJobIDs(ctx, jobIDs); err != nil {
-		return nil, err
+	if jc.artifacts = arts; arts == nil {
+		if jc.artifacts, err = a.store.ArtifactsByJobIDs(ctx, jobIDs); err != nil {
+			return nil, err
+		}
 	}
 	return jc, nil
 }

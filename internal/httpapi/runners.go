@@ -416,7 +416,7 @@ func (a *API) handleRunnerJobs(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		jc, err := a.loadJobContext(r.Context(), proj, []*ci.Job{j})
+		jc, err := a.loadJobContext(r.Context(), proj, []*ci.Job{j}, nil)
 		if err != nil {
 			return err
 		}

@@ -193,16 +193,101 @@ func (db *DB) jobsSource(f store.JobFilter) string {
 }
 
 func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]*ci.Job, error) {
+	query, args := db.listJobsQuery(f, "")
+	return db.jobs(ctx, query, args...)
+}
+
+// listJobsQuery selects jobCols (and extra, when given) for f.
+func (db *DB) listJobsQuery(f store.JobFilter, extra string) (string, []any) {
 	where, args := jobWhere(f)
 	limit := ` LIMIT ` + strconv.Itoa(max(f.Limit, 0))
-	query := `SELECT ` + jobCols + db.jobsSource(f) + where + ` ORDER BY id DESC` + limit
+	cols := jobCols + extra
 	if f.Offset > 0 {
 		// Deep pages: skip through the (covering) index for ids only, then
 		// read the page's rows, rather than reading every skipped row.
-		query = `SELECT ` + jobCols + ` FROM jobs WHERE id IN (SELECT id` + db.jobsSource(f) + where +
-			` ORDER BY id DESC` + limit + ` OFFSET ` + strconv.Itoa(f.Offset) + `) ORDER BY id DESC`
+		return `SELECT ` + cols + ` FROM jobs WHERE id IN (SELECT id` + db.jobsSource(f) + where +
+			` ORDER BY id DESC` + limit + ` OFFSET ` + strconv.Itoa(f.Offset) + `) ORDER BY id DESC`, args
 	}
-	return db.jobs(ctx, query, args...)
+	return `SELECT ` + cols + db.jobsSource(f) + where + ` ORDER BY id DESC` + limit, args
+}
+
+// jobArtifactsColumn aggregates a job row's artifacts into one JSON array
+// of [id, file_type, file_format, filename, size, blob_key, expire_at,
+// created_at] arrays, ordered by id; artifacts_job makes it one index probe.
+func (db *DB) jobArtifactsColumn() string {
+	if db.dialect.Name == "postgres" {
+		return `, (SELECT json_agg(json_build_array(a.id, a.file_type, a.file_format, a.filename, a.size, a.blob_key, a.expire_at, a.created_at) ORDER BY a.id)
+			FROM artifacts a WHERE a.job_id = jobs.id)`
+	}
+	return `, (SELECT json_group_array(json_array(a.id, a.file_type, a.file_format, a.filename, a.size, a.blob_key, a.expire_at, a.created_at))
+		FROM artifacts a INDEXED BY artifacts_job WHERE a.job_id = jobs.id)`
+}
+
+func (db *DB) ListJobsWithArtifacts(ctx context.Context, f store.JobFilter) ([]*ci.Job, map[int64][]*ci.Artifact, error) {
+	query, args := db.listJobsQuery(f, db.jobArtifactsColumn())
+	r := newRawRow(33)
+	arts := map[int64][]*ci.Artifact{}
+	rows, err := db.query(ctx, query, args...)
+	jobs, err := collect(rows, err, func(s scanner) (*ci.Job, error) {
+		if err := s.Scan(r.ptrs...); err != nil {
+			return nil, err
+		}
+		j, err := jobFromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		list, err := decodeArtifactsColumn(r.vals[32], j)
+		if err != nil {
+			return nil, err
+		}
+		if len(list) > 0 {
+			arts[j.ID] = list
+		}
+		return j, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return jobs, arts, nil
+}
+
+// decodeArtifactsColumn reads jobArtifactsColumn's value.
+func decodeArtifactsColumn(v any, j *ci.Job) ([]*ci.Artifact, error) {
+	var raw []byte
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		raw = []byte(v)
+	case []byte:
+		raw = v
+	default:
+		return nil, fmt.Errorf("artifacts column: unexpected %T", v)
+	}
+	if len(raw) == 0 || string(raw) == "[]" {
+		return nil, nil
+	}
+	var rows [][8]json.RawMessage
+	if err := json.Unmarshal(raw, &rows); err != nil {
+		return nil, fmt.Errorf("artifacts column: %w", err)
+	}
+	out := make([]*ci.Artifact, 0, len(rows))
+	for _, f := range rows {
+		a := &ci.Artifact{JobID: j.ID, ProjectID: j.ProjectID}
+		var exp *int64
+		var created int64
+		for i, dst := range []any{&a.ID, &a.FileType, &a.FileFormat, &a.Filename, &a.Size, &a.BlobKey, &exp, &created} {
+			if err := json.Unmarshal(f[i], dst); err != nil {
+				return nil, fmt.Errorf("artifacts column field %d: %w", i, err)
+			}
+		}
+		if exp != nil {
+			a.ExpireAt = fromNull(sql.NullInt64{Int64: *exp, Valid: true})
+		}
+		a.CreatedAt = fromMicros(created)
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int, error) {

@@ -5,7 +5,9 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -253,6 +255,14 @@ func testJobFilters(t *testing.T, st store.Store) {
 		j := ok[*ci.Job](t)(st.InsertJob(ctx, ci.Job{ProjectID: p.ID, PipelineID: target.ID, Kind: kind, Name: "j", Stage: "s", Status: status,
 			Ref: target.Ref, CreatedAt: t0, Retried: i == 4}))
 		all = append([]int64{j.ID}, all...)
+		if i == 2 || i == 7 {
+			// Names with JSON specials: the list query carries artifacts as JSON.
+			exp := t0.Add(time.Hour)
+			ok[*ci.Artifact](t)(st.InsertArtifact(ctx, ci.Artifact{JobID: j.ID, ProjectID: p.ID, FileType: "archive", FileFormat: "zip",
+				Filename: `a"rt\é.zip`, Size: 1 << 40, BlobKey: "k/" + strconv.Itoa(i), ExpireAt: &exp, CreatedAt: t0}))
+			ok[*ci.Artifact](t)(st.InsertArtifact(ctx, ci.Artifact{JobID: j.ID, ProjectID: p.ID, FileType: "trace", FileFormat: "raw",
+				Filename: "job.log", Size: 3, BlobKey: "t/" + strconv.Itoa(i), CreatedAt: t0.Add(time.Second)}))
+		}
 	}
 	list := func(f store.JobFilter) []int64 {
 		f.ProjectID = p.ID
@@ -263,6 +273,19 @@ func testJobFilters(t *testing.T, st store.Store) {
 		out := make([]int64, len(jobs))
 		for i, j := range jobs {
 			out[i] = j.ID
+		}
+		// The variant with artifacts lists the same jobs, and the artifacts
+		// the separate lookup finds.
+		withJobs, arts, err := st.ListJobsWithArtifacts(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(withJobs, jobs) {
+			t.Fatalf("ListJobsWithArtifacts jobs differ from ListJobs for %+v", f)
+		}
+		want := ok[map[int64][]*ci.Artifact](t)(st.ArtifactsByJobIDs(ctx, out))
+		if !reflect.DeepEqual(arts, want) {
+			t.Fatalf("ListJobsWithArtifacts artifacts %v, want %v", arts, want)
 		}
 		return out
 	}
