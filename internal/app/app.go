@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"gantry/internal/agents"
 	"io"
 	"log/slog"
 	"net/http"
@@ -104,10 +105,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
 		LongPoll: cfg.LongPoll}, st, blobs, pipes, opt.Logger, opt.Now)
 	pipes.OnJobsPending = runners.JobsPending
+	clusterAgents := &agents.Service{Store: st, Files: repos, Log: opt.Logger}
+	pipes.OnDefaultBranchMoved = clusterAgents.RefreshProject
 	api := httpapi.New(httpapi.Config{
 		ExternalURL: cfg.ExternalURL, Version: Version, Revision: Revision, ArchiveBuildsOlderThan: cfg.ArchiveBuildsOlderThan,
 	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
-		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs})
+		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents})
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
 }

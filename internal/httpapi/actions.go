@@ -62,6 +62,11 @@ func cancelable(s ci.JobStatus) bool {
 
 // POST /projects/:id/jobs/:job_id/cancel
 func (a *API) handleCancelJob(w http.ResponseWriter, r *http.Request) error {
+	// GitLab's order: authentication, then parameters, then the lookup.
+	ident, err := a.requireUser(r, authUser)
+	if err != nil {
+		return err
+	}
 	p, err := readParams(r)
 	if err != nil {
 		return err
@@ -70,7 +75,7 @@ func (a *API) handleCancelJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pv, j, err := a.jobAction(r, ci.KindBuild)
+	pv, j, err := a.jobFor(r, ident, ci.KindBuild)
 	if err != nil {
 		return err
 	}

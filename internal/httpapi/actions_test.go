@@ -25,6 +25,9 @@ func TestCancelJob(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		js := e.fx.JobsByStatus
 		expect(t, e.action("", js[ci.StatusPending], "cancel", ""), 401, `{"message":"401 Unauthorized"}`)
+		// Authentication comes before parameter validation, which comes before the lookup.
+		expect(t, e.action("", js[ci.StatusPending], "cancel", `{"force":"maybe"}`), 401, `{"message":"401 Unauthorized"}`)
+		expect(t, e.action("outsider", js[ci.StatusPending], "cancel", `{"force":"maybe"}`), 400, `{"error":"force is invalid"}`)
 		expect(t, e.action("reporter", js[ci.StatusPending], "cancel", ""), 403, `{"message":"403 Forbidden"}`)
 		expect(t, e.action("outsider", js[ci.StatusPending], "cancel", ""), 404, `{"message":"404 Project Not Found"}`)
 		expect(t, e.action("developer", e.fx.Bridge, "cancel", ""), 404, `{"message":"404 Not found"}`)

@@ -315,19 +315,30 @@ func (a *API) handleGetTrace(w http.ResponseWriter, r *http.Request) error {
 
 // GET /job: the job that owns the presented job token.
 func (a *API) handleGetJobOfToken(w http.ResponseWriter, r *http.Request) error {
-	ident, err := a.authenticate(r, authUserOrJob)
-	if err != nil {
-		return err
-	}
-	if ident == nil {
-		return errUnauthorized
-	}
-	if ident.Job == nil {
-		return errJobNotFound
-	}
-	p, err := a.store.ProjectByID(r.Context(), ident.Job.ProjectID)
+	ident, p, err := a.tokenJob(r)
 	if err != nil {
 		return err
 	}
 	return a.writeJob(w, r, http.StatusOK, p, ident.Job)
+}
+
+// tokenJob resolves the /job routes' caller: only a running job's token
+// will do (401 without credentials, 404 "Job Not Found" for any other
+// kind), with the job's project.
+func (a *API) tokenJob(r *http.Request) (*identity, *ci.Project, error) {
+	ident, err := a.authenticate(r, authUserOrJob)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ident == nil {
+		return nil, nil, errUnauthorized
+	}
+	if ident.Job == nil {
+		return nil, nil, errJobNotFound
+	}
+	p, err := a.store.ProjectByID(r.Context(), ident.Job.ProjectID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ident, p, nil
 }

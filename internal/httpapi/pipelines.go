@@ -100,11 +100,7 @@ func (a *API) pipelineProject(r *http.Request, write bool) (*projectView, *param
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := readParams(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	pv, err := a.findProject(r, ident)
+	pv, p, err := a.paramsAndProject(r, ident)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -125,18 +121,9 @@ func (a *API) pipelineRequest(r *http.Request, write bool) (*projectView, *ci.Pi
 }
 
 func (a *API) findPipeline(r *http.Request, pv *projectView) (*ci.Pipeline, error) {
-	id, ok, err := pathID(r, "pipeline_id")
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, errRecordNotFound
-	}
-	pl, err := a.store.PipelineByID(r.Context(), pv.project.ID, id)
-	if errors.Is(err, ci.ErrNotFound) {
-		return nil, errRecordNotFound
-	}
-	return pl, err
+	return byPathID(r, "pipeline_id", func(id int64) (*ci.Pipeline, error) {
+		return a.store.PipelineByID(r.Context(), pv.project.ID, id)
+	})
 }
 
 // GET /projects/:id/pipelines

@@ -75,3 +75,44 @@ func (a *API) findProject(r *http.Request, ident *identity) (*projectView, error
 	}
 	return pv, nil
 }
+
+// userProject is the start of most signed-in project routes, in GitLab's
+// order: a user (401), the parameters (400), then the project (404).
+func (a *API) userProject(r *http.Request) (*projectView, *params, error) {
+	ident, err := a.requireUser(r, authUser)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a.paramsAndProject(r, ident)
+}
+
+// paramsAndProject reads the parameters, then resolves :id for ident.
+func (a *API) paramsAndProject(r *http.Request, ident *identity) (*projectView, *params, error) {
+	p, err := readParams(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	pv, err := a.findProject(r, ident)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pv, p, nil
+}
+
+// byPathID resolves a numeric path segment with find; a malformed id is
+// 400, and an id out of range or not found is 404 Not found.
+func byPathID[T any](r *http.Request, name string, find func(id int64) (T, error)) (T, error) {
+	var zero T
+	id, ok, err := pathID(r, name)
+	if err != nil {
+		return zero, err
+	}
+	if !ok {
+		return zero, errRecordNotFound
+	}
+	v, err := find(id)
+	if errors.Is(err, ci.ErrNotFound) {
+		return zero, errRecordNotFound
+	}
+	return v, err
+}

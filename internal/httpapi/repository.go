@@ -37,15 +37,7 @@ func repoWriteError(err error) error {
 
 // writableRepo authenticates a pusher: developer and above.
 func (a *API) writableRepo(r *http.Request) (*projectView, *params, error) {
-	ident, err := a.requireUser(r, authUser)
-	if err != nil {
-		return nil, nil, err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	pv, err := a.findProject(r, ident)
+	pv, p, err := a.userProject(r)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -38,6 +38,11 @@ func (a *API) addRoutes(mux Router) {
 	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/bridges", h(a.handleListPipelineJobs(ci.KindBridge)))
 	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/trigger_jobs", h(a.handleListPipelineJobs(ci.KindBridge)))
 	mux.Handle("GET "+v4+"/job", h(a.handleGetJobOfToken))
+	mux.Handle("GET "+v4+"/job/allowed_agents", h(a.handleAllowedAgents))
+	mux.Handle("GET "+v4+"/projects/{id}/cluster_agents", h(a.handleListAgents))
+	mux.Handle("POST "+v4+"/projects/{id}/cluster_agents", h(a.handleCreateAgent))
+	mux.Handle("GET "+v4+"/projects/{id}/cluster_agents/{agent_id}", h(a.handleGetAgent))
+	mux.Handle("DELETE "+v4+"/projects/{id}/cluster_agents/{agent_id}", h(a.handleDeleteAgent))
 
 	mux.Handle("GET "+v4+"/projects/{id}/pipelines", h(a.handleListPipelines))
 	mux.Handle("POST "+v4+"/projects/{id}/pipeline", h(a.handleCreatePipeline))

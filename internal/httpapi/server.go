@@ -3,6 +3,7 @@ package httpapi
 
 import (
 	"fmt"
+	"gantry/internal/agents"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -43,6 +44,7 @@ type API struct {
 	mounts    []func(r Router)
 	blobs     blob.Store
 	onLogRead func(jobID int64)
+	agents    *agents.Service
 }
 
 // Deps are the API's collaborators.
@@ -61,6 +63,8 @@ type Deps struct {
 	OnLogRead func(jobID int64)
 	// Blobs holds artifacts (erase deletes them).
 	Blobs blob.Store
+	// Agents keeps cluster agents' CI access (allowed_agents).
+	Agents *agents.Service
 }
 
 // New builds the API.
@@ -72,7 +76,7 @@ func New(cfg Config, d Deps) *API {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs}
+	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs, agents: d.Agents}
 }
 
 // handlerFunc is a handler that returns its error for writeError.

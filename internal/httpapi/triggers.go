@@ -33,15 +33,7 @@ func (a *API) triggerEntity(r *http.Request, t *ci.Trigger, token string) trigge
 
 // maintainerProject authenticates and requires maintainer access.
 func (a *API) maintainerProject(r *http.Request) (*projectView, *params, error) {
-	ident, err := a.requireUser(r, authUser)
-	if err != nil {
-		return nil, nil, err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return nil, nil, err
-	}
-	pv, err := a.findProject(r, ident)
+	pv, p, err := a.userProject(r)
 	if err != nil {
 		return nil, nil, err
 	}

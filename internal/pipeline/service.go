@@ -74,6 +74,9 @@ type Service struct {
 
 	// Hooks for other parts (dispatch wakes runners when jobs become pending).
 	OnJobsPending func(projectID int64, jobIDs []int64)
+	// OnDefaultBranchMoved hears of every push that moves or deletes the
+	// project's default branch (agent configurations live there).
+	OnDefaultBranchMoved func(ctx context.Context, project *ci.Project)
 }
 
 // New builds the service; Start runs its processor.
@@ -278,6 +281,14 @@ type RefUpdate struct{ Ref, Before, After string }
 // OnPush creates one pipeline per branch or tag that moved or was created;
 // deletions create none. Errors are logged: a push never fails for CI.
 func (s *Service) OnPush(ctx context.Context, project *ci.Project, user *ci.User, updates []RefUpdate) []*ci.Pipeline {
+	if s.OnDefaultBranchMoved != nil {
+		for _, u := range updates {
+			if u.Ref == "refs/heads/"+project.DefaultBranch {
+				s.OnDefaultBranchMoved(ctx, project)
+				break
+			}
+		}
+	}
 	var out []*ci.Pipeline
 	for _, u := range updates {
 		if u.After == zeroSHA || u.After == "" {

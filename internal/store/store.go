@@ -22,6 +22,7 @@ type Store interface {
 	Traces
 	Triggers
 	JobTokenScopes
+	Agents
 
 	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
@@ -150,6 +151,24 @@ type JobTokenScopes interface {
 	JobTokenAllowlist(ctx context.Context, targetID int64) (projectIDs, namespaceIDs []int64, err error)
 	// JobTokenAllowed decides whether a job of source may use its token on target.
 	JobTokenAllowed(ctx context.Context, sourceProjectID, targetProjectID int64) (bool, error)
+}
+
+// Agents holds cluster agents and the CI access their configurations grant.
+type Agents interface {
+	// CreateAgent returns ErrConflict when the project has an agent of that name.
+	CreateAgent(ctx context.Context, a ci.ClusterAgent) (*ci.ClusterAgent, error)
+	// ListAgents returns a project's agents, id ascending.
+	ListAgents(ctx context.Context, projectID int64, limit, offset int) ([]*ci.ClusterAgent, error)
+	CountAgents(ctx context.Context, projectID int64) (int, error)
+	// AgentByID finds an agent of the project; ErrNotFound otherwise.
+	AgentByID(ctx context.Context, projectID, id int64) (*ci.ClusterAgent, error)
+	AgentsByIDs(ctx context.Context, ids []int64) (map[int64]*ci.ClusterAgent, error)
+	DeleteAgent(ctx context.Context, projectID, id int64) error
+	// ReplaceAgentGrants sets an agent's project and group grants at once.
+	ReplaceAgentGrants(ctx context.Context, agentID int64, projects, groups []ci.AgentGrant) error
+	// AgentGrantsFor returns the grants naming the project, and those naming
+	// any of the groups, each by agent id ascending.
+	AgentGrantsFor(ctx context.Context, projectID int64, groupIDs []int64) (projects, groups []ci.AgentGrant, err error)
 }
 
 // Triggers holds pipeline trigger tokens.
