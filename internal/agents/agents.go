@@ -340,29 +340,9 @@ func environmentMatches(cfg map[string]any, env *string) bool {
 		return false
 	}
 	for _, p := range list {
-		if s, ok := p.(string); ok && wildcardMatch(s, *env) {
+		if s, ok := p.(string); ok && ci.WildcardMatch(s, *env) {
 			return true
 		}
 	}
 	return false
-}
-
-// wildcardMatch matches name against pattern, "*" standing for any run.
-func wildcardMatch(pattern, name string) bool {
-	if !strings.Contains(pattern, "*") {
-		return pattern == name
-	}
-	parts := strings.Split(pattern, "*")
-	if !strings.HasPrefix(name, parts[0]) {
-		return false
-	}
-	name = name[len(parts[0]):]
-	for _, mid := range parts[1 : len(parts)-1] {
-		i := strings.Index(name, mid)
-		if i < 0 {
-			return false
-		}
-		name = name[i+len(mid):]
-	}
-	return strings.HasSuffix(name, parts[len(parts)-1])
 }

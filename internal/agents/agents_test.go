@@ -2,6 +2,7 @@ package agents
 
 import (
 	"fmt"
+	"gantry/internal/ci"
 	"strings"
 	"testing"
 )
@@ -37,7 +38,7 @@ func TestGrantFilters(t *testing.T) {
 		want          bool
 	}{{"production", "production", true}, {"review/*", "review/123", true}, {"review/*", "staging", false},
 		{"*", "", true}, {"a*b*c", "axxbyyc", true}, {"a*b*c", "axxc", false}, {"*-prod", "eu-prod", true}} {
-		if got := wildcardMatch(c.pattern, c.name); got != c.want {
+		if got := ci.WildcardMatch(c.pattern, c.name); got != c.want {
 			t.Errorf("wildcardMatch(%q, %q) = %v", c.pattern, c.name, got)
 		}
 	}

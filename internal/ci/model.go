@@ -134,6 +134,8 @@ type Pipeline struct {
 	// ConfigErrors holds the compiler's errors for a pipeline that could
 	// not be created from its configuration (GitLab's yaml_errors).
 	ConfigErrors string
+	// Protected records whether the ref was protected at creation.
+	Protected bool
 }
 
 // JobKind distinguishes builds (run by runners) from bridges (trigger jobs).

@@ -79,8 +79,8 @@ func (a *API) handleCancelJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !pv.canUpdateBuilds() {
-		return errForbidden
+	if err := a.canUpdateRef(r, pv, j.Ref, j.Tag); err != nil {
+		return err
 	}
 	ctx := r.Context()
 	now := a.now()
@@ -116,8 +116,8 @@ func (a *API) handleRetryJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !pv.canUpdateBuilds() {
-		return errForbidden
+	if err := a.canUpdateRef(r, pv, j.Ref, j.Tag); err != nil {
+		return err
 	}
 	retryable := !j.Retried && !a.archived(j, a.now()) &&
 		(j.Status == ci.StatusSuccess || j.Status == ci.StatusFailed || j.Status == ci.StatusCanceled || j.Status == ci.StatusCanceling)
@@ -147,6 +147,11 @@ func (a *API) handleEraseJob(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	own := j.UserID != nil && *j.UserID == pv.ident.User.ID
 	if !ci.CanAdminBuilds(pv.project, pv.viewer) && !(own && pv.canUpdateBuilds()) {
+		return errForbidden
+	}
+	if ok, err := a.refAllows(r, pv, j.Ref, j.Tag); err != nil {
+		return err
+	} else if !ok {
 		return errForbidden
 	}
 	arts, err := a.store.ArtifactsByJobIDs(ctx, []int64{j.ID})
@@ -266,8 +271,8 @@ func (a *API) handlePlayJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !pv.canUpdateBuilds() {
-		return errForbidden
+	if err := a.canUpdateRef(r, pv, j.Ref, j.Tag); err != nil {
+		return err
 	}
 	playable := j.When == "manual" || j.When == "delayed"
 	if !playable || (j.Status != ci.StatusManual && j.Status != ci.StatusScheduled) || a.archived(j, a.now()) {

@@ -202,9 +202,9 @@ func (a *API) handleAllowedAgents(w http.ResponseWriter, r *http.Request) error 
 	}
 	allowed := []map[string]any{}
 	if a.agents != nil {
-		// gantry has no protected refs yet, and jobs carry no persisted
-		// environment: grants limited to either never apply.
-		list, err := a.agents.AllowedFor(ctx, agents.Query{Project: project})
+		// Jobs carry no persisted environment in gantry: grants limited to
+		// environments never apply.
+		list, err := a.agents.AllowedFor(ctx, agents.Query{Project: project, ProtectedRef: pl.Protected})
 		if err != nil {
 			return fmt.Errorf("allowed agents: %w", err)
 		}

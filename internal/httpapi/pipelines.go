@@ -356,6 +356,11 @@ func (a *API) handleCreatePipeline(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	if ok, err := a.refAllows(r, pv, ref, tag); err != nil {
+		return err
+	} else if !ok {
+		return pipelineBaseError("Insufficient permissions for protected ref '" + ref + "'")
+	}
 	pl, err := a.pipelines.Create(r.Context(), pipeline.CreateRequest{Project: pv.project, Ref: ref, Tag: tag, Source: ci.SourceAPI, User: ident.User, Variables: vars})
 	return a.createPipelineAnswer(w, r, pv.project, pl, err)
 }
@@ -366,8 +371,8 @@ func (a *API) handleCancelPipeline(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if !pv.canUpdateBuilds() {
-		return errForbidden
+	if err := a.canUpdateRef(r, pv, pl.Ref, pl.Tag); err != nil {
+		return err
 	}
 	if _, err := a.store.CancelPipeline(r.Context(), pl.ID, a.now()); err != nil {
 		return err
@@ -395,8 +400,8 @@ func (a *API) handleRetryPipeline(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	if !pv.canUpdateBuilds() {
-		return errForbidden
+	if err := a.canUpdateRef(r, pv, pl.Ref, pl.Tag); err != nil {
+		return err
 	}
 	jobs, err := a.store.ListJobs(r.Context(), store.JobFilter{ProjectID: pv.project.ID, PipelineID: pl.ID, Statuses: []ci.JobStatus{ci.StatusFailed, ci.StatusCanceled}, Limit: 10000})
 	if err != nil {

@@ -116,3 +116,33 @@ func byPathID[T any](r *http.Request, name string, find func(id int64) (T, error
 	}
 	return v, err
 }
+
+// refAllows applies protected branches and tags: acting on CI for a
+// protected ref needs the right to push or merge to it (create, for a tag).
+func (a *API) refAllows(r *http.Request, pv *projectView, ref string, tag bool) (bool, error) {
+	kind := ci.RefBranch
+	if tag {
+		kind = ci.RefTag
+	}
+	rs, err := a.store.ProtectedRefs(r.Context(), pv.project.ID, kind)
+	if err != nil {
+		return false, err
+	}
+	return ci.CanUpdateRef(rs, tag, ref, pv.viewer), nil
+}
+
+// canUpdateRef is update_build (update_pipeline) on a job (pipeline) of a
+// ref: developer rights on the project and on the ref.
+func (a *API) canUpdateRef(r *http.Request, pv *projectView, ref string, tag bool) error {
+	if !pv.canUpdateBuilds() {
+		return errForbidden
+	}
+	ok, err := a.refAllows(r, pv, ref, tag)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errForbidden
+	}
+	return nil
+}

@@ -39,6 +39,12 @@ func (a *API) addRoutes(mux Router) {
 	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/trigger_jobs", h(a.handleListPipelineJobs(ci.KindBridge)))
 	mux.Handle("GET "+v4+"/job", h(a.handleGetJobOfToken))
 	mux.Handle("GET "+v4+"/job/allowed_agents", h(a.handleAllowedAgents))
+	for kind, path := range map[ci.RefKind]string{ci.RefBranch: "protected_branches", ci.RefTag: "protected_tags"} {
+		mux.Handle("GET "+v4+"/projects/{id}/"+path, h(a.handleListProtected(kind)))
+		mux.Handle("POST "+v4+"/projects/{id}/"+path, h(a.handleCreateProtected(kind)))
+		mux.Handle("GET "+v4+"/projects/{id}/"+path+"/{name}", h(a.handleGetProtected(kind)))
+		mux.Handle("DELETE "+v4+"/projects/{id}/"+path+"/{name}", h(a.handleDeleteProtected(kind)))
+	}
 	mux.Handle("GET "+v4+"/projects/{id}/cluster_agents", h(a.handleListAgents))
 	mux.Handle("POST "+v4+"/projects/{id}/cluster_agents", h(a.handleCreateAgent))
 	mux.Handle("GET "+v4+"/projects/{id}/cluster_agents/{agent_id}", h(a.handleGetAgent))

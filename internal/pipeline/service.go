@@ -147,7 +147,12 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*ci.Pipeline, 
 			return nil, err
 		}
 	}
+	protected, err := s.RefProtected(ctx, p.ID, req.Ref, req.Tag)
+	if err != nil {
+		return nil, err
+	}
 	vars := s.predefined(req, commit)
+	vars["CI_COMMIT_REF_PROTECTED"] = strconv.FormatBool(protected)
 	for _, v := range req.Variables {
 		vars[v.Key] = v.Value
 	}
@@ -167,7 +172,7 @@ func (s *Service) Create(ctx context.Context, req CreateRequest) (*ci.Pipeline, 
 	}
 	now := s.now()
 	base := ci.Pipeline{ProjectID: p.ID, SHA: req.SHA, BeforeSHA: req.BeforeSHA, Ref: req.Ref, Tag: req.Tag, Status: ci.StatusCreated,
-		Source: req.Source, CreatedAt: now, UpdatedAt: now}
+		Source: req.Source, CreatedAt: now, UpdatedAt: now, Protected: protected}
 	if base.BeforeSHA == "" {
 		base.BeforeSHA = zeroSHA
 	}
@@ -266,6 +271,19 @@ func (s *Service) predefined(req CreateRequest, c *ci.Commit) map[string]string 
 		v["CI_PIPELINE_TRIGGERED"] = "true"
 	}
 	return v
+}
+
+// RefProtected reports whether a branch (or tag) is protected in the project.
+func (s *Service) RefProtected(ctx context.Context, projectID int64, ref string, tag bool) (bool, error) {
+	kind := ci.RefBranch
+	if tag {
+		kind = ci.RefTag
+	}
+	rs, err := s.store.ProtectedRefs(ctx, projectID, kind)
+	if err != nil {
+		return false, err
+	}
+	return len(rs.Matching(ref)) > 0, nil
 }
 
 func short(sha string) string {

@@ -113,8 +113,7 @@ const candidatesPerProject = 25
 // project, oldest first. The claim itself is one conditional update, so
 // two runners never get the same job.
 func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, string, error) {
-	if s.runner.Paused || s.runner.AccessLevel == "ref_protected" {
-		// Protected refs are not modelled yet: a protected-only runner has no work.
+	if s.runner.Paused {
 		return nil, "", nil
 	}
 	projects, err := a.store.PendingProjects(ctx)
@@ -159,7 +158,7 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 	for _, p := range eligible {
 		token := ci.NewSecret(ci.JobTokenPrefix)
 		job, err := a.store.ClaimNext(ctx, store.ClaimNextParams{ProjectID: p, RunnerID: s.runner.ID, ManagerID: managerID,
-			RunnerTags: s.runner.TagList, RunUntagged: s.runner.RunUntagged, TokenDigest: ci.HashToken(token),
+			RunnerTags: s.runner.TagList, RunUntagged: s.runner.RunUntagged, ProtectedOnly: s.runner.AccessLevel == "ref_protected", TokenDigest: ci.HashToken(token),
 			MaxTimeout: maxTimeout, DefaultTimeout: int(defaultJobTimeout / time.Second), Now: a.now()})
 		if errors.Is(err, ci.ErrNotFound) {
 			continue // nothing this runner may take in that project
@@ -182,13 +181,24 @@ const defaultJobTimeout = time.Hour
 func (a *API) JobsPending(projectID int64, jobIDs []int64) {
 	ctx := context.Background()
 	chain, _ := a.chains.get(ctx, a.store, projectID)
-	var cands []Candidate
+	var builds []*ci.Job
+	var pipelineIDs []int64
 	for _, id := range jobIDs {
 		j, err := a.store.JobByID(ctx, projectID, id)
 		if err != nil || j.Kind != ci.KindBuild {
 			continue
 		}
-		cands = append(cands, Candidate{ProjectID: projectID, Chain: chain, Tags: j.TagList})
+		builds = append(builds, j)
+		pipelineIDs = append(pipelineIDs, j.PipelineID)
+	}
+	pls, _ := a.store.PipelinesByIDs(ctx, pipelineIDs)
+	var cands []Candidate
+	for _, j := range builds {
+		c := Candidate{ProjectID: projectID, Chain: chain, Tags: j.TagList}
+		if pl := pls[j.PipelineID]; pl != nil {
+			c.Protected = pl.Protected
+		}
+		cands = append(cands, c)
 	}
 	if len(cands) > 0 {
 		a.broker.Notify(cands)

@@ -114,7 +114,7 @@ func (a *API) payload(ctx context.Context, job *ci.Job, token string, runner *ci
 			"project_full_path": project.FullPath, "namespace_id": project.NamespaceID, "pipeline_id": pl.ID, "user_id": job.UserID,
 			"time_in_queue_seconds": queued(job), "project_jobs_running_on_instance_runners_count": "0"},
 		GitInfo: map[string]any{"repo_url": repo.String(), "repo_object_format": "sha1", "ref": pl.Ref, "sha": pl.SHA, "before_sha": pl.BeforeSHA,
-			"ref_type": refType, "refspecs": []string{"+" + pl.SHA + ":refs/pipelines/" + strconv.FormatInt(pl.ID, 10), refspec}, "depth": 20},
+			"ref_type": refType, "protected": pl.Protected, "refspecs": []string{"+" + pl.SHA + ":refs/pipelines/" + strconv.FormatInt(pl.ID, 10), refspec}, "depth": 20},
 		RunnerInfo:   map[string]any{"timeout": timeout},
 		Services:     []payloadImage{},
 		Artifacts:    []payloadArtifact{},
@@ -207,7 +207,7 @@ func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, j *
 		secret("CI_JOB_TOKEN", token), secret("CI_BUILD_TOKEN", token),
 		{Key: "CI_REPOSITORY_URL", Value: repoURL},
 		pub("CI_COMMIT_SHA", pl.SHA), pub("CI_COMMIT_SHORT_SHA", short(pl.SHA)), pub("CI_COMMIT_BEFORE_SHA", pl.BeforeSHA),
-		pub("CI_COMMIT_REF_NAME", pl.Ref), pub("CI_COMMIT_REF_SLUG", pipeline.RefSlug(pl.Ref)), pub("CI_COMMIT_REF_PROTECTED", "false"),
+		pub("CI_COMMIT_REF_NAME", pl.Ref), pub("CI_COMMIT_REF_SLUG", pipeline.RefSlug(pl.Ref)), pub("CI_COMMIT_REF_PROTECTED", strconv.FormatBool(pl.Protected)),
 	}
 	if j.StartedAt != nil {
 		vars = append(vars, pub("CI_JOB_STARTED_AT", j.StartedAt.UTC().Format(time.RFC3339)))

@@ -23,6 +23,7 @@ type Store interface {
 	Triggers
 	JobTokenScopes
 	Agents
+	ProtectedRefs
 
 	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
@@ -169,6 +170,17 @@ type Agents interface {
 	// AgentGrantsFor returns the grants naming the project, and those naming
 	// any of the groups, each by agent id ascending.
 	AgentGrantsFor(ctx context.Context, projectID int64, groupIDs []int64) (projects, groups []ci.AgentGrant, err error)
+}
+
+// ProtectedRefs holds protected branches and tags.
+type ProtectedRefs interface {
+	// CreateProtectedRef returns ErrConflict when the name is already protected.
+	CreateProtectedRef(ctx context.Context, p ci.ProtectedRef) (*ci.ProtectedRef, error)
+	// ProtectedRefs lists a project's protections of one kind, id ascending.
+	ProtectedRefs(ctx context.Context, projectID int64, kind ci.RefKind) (ci.RefProtection, error)
+	// ProtectedRefByName finds one by its exact name; ErrNotFound otherwise.
+	ProtectedRefByName(ctx context.Context, projectID int64, kind ci.RefKind, name string) (*ci.ProtectedRef, error)
+	DeleteProtectedRef(ctx context.Context, projectID, id int64) error
 }
 
 // Triggers holds pipeline trigger tokens.
@@ -421,7 +433,9 @@ type ClaimNextParams struct {
 	ProjectID, RunnerID, ManagerID int64
 	RunnerTags                     []string
 	RunUntagged                    bool
-	TokenDigest                    string
+	// ProtectedOnly limits the claim to jobs of protected pipelines.
+	ProtectedOnly bool
+	TokenDigest   string
 	// MaxTimeout caps the job's timeout (0: no cap); DefaultTimeout applies
 	// to jobs without one.
 	MaxTimeout, DefaultTimeout int

@@ -346,7 +346,12 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, 
 	if db.dialect.Name == "postgres" {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	pick := `SELECT c.id FROM jobs c WHERE c.project_id = ? AND c.status = 'pending' AND c.kind = 'build' AND (` + strings.ReplaceAll(tagCond, "tag_list", "c.tag_list") + `) ORDER BY c.id LIMIT 1` + lock
+	protected := ""
+	if p.ProtectedOnly {
+		protected = ` AND EXISTS (SELECT 1 FROM pipelines pp WHERE pp.id = c.pipeline_id AND pp.protected)`
+	}
+	pick := `SELECT c.id FROM jobs c WHERE c.project_id = ? AND c.status = 'pending' AND c.kind = 'build' AND (` + strings.ReplaceAll(tagCond, "tag_list", "c.tag_list") + `)` +
+		protected + ` ORDER BY c.id LIMIT 1` + lock
 	pickArgs := append([]any{p.ProjectID}, args...)
 	now := tm(p.Now)
 	sets, setArgs := transitionSets(ci.StatusRunning, "", now)

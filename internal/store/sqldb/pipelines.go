@@ -15,7 +15,7 @@ func zoneFor(offset int) *time.Location {
 	return time.FixedZone("", offset)
 }
 
-const pipelineCols = `id, iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration, config_errors`
+const pipelineCols = `id, iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration, config_errors, protected`
 
 func scanPipeline(row interface{ Scan(...any) error }) (*ci.Pipeline, error) {
 	var p ci.Pipeline
@@ -23,7 +23,7 @@ func scanPipeline(row interface{ Scan(...any) error }) (*ci.Pipeline, error) {
 	var created, updated int64
 	var dur sql.NullFloat64
 	if err := row.Scan(&p.ID, &p.IID, &p.ProjectID, &p.SHA, &p.BeforeSHA, &p.Ref, &p.Tag, &p.Status, &p.Source, &user, &parent,
-		&created, &updated, &started, &finished, &dur, &p.ConfigErrors); err != nil {
+		&created, &updated, &started, &finished, &dur, &p.ConfigErrors, &p.Protected); err != nil {
 		return nil, err
 	}
 	p.UserID, p.ParentID = nullID(user), nullID(parent)
@@ -58,10 +58,10 @@ func (db *DB) insertPipeline(ctx context.Context, tx *sql.Tx, p ci.Pipeline) (in
 		if p.Duration != nil {
 			dur = *p.Duration
 		}
-		return db.insertID(ctx, tx, `INSERT INTO pipelines (iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration, config_errors)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		return db.insertID(ctx, tx, `INSERT INTO pipelines (iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration, config_errors, protected)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			iid, p.ProjectID, p.SHA, p.BeforeSHA, p.Ref, p.Tag, string(p.Status), string(p.Source), idArg(p.UserID), idArg(p.ParentID),
-			tm(p.CreatedAt), tm(p.UpdatedAt), tmp(p.StartedAt), tmp(p.FinishedAt), dur, p.ConfigErrors)
+			tm(p.CreatedAt), tm(p.UpdatedAt), tmp(p.StartedAt), tmp(p.FinishedAt), dur, p.ConfigErrors, p.Protected)
 	}
 }
 
