@@ -97,9 +97,35 @@ func (g *gitAuth) Authorize(r *http.Request, fullPath string) (githost.Access, b
 		}
 		acc.CanRead = p.Visibility != ci.Private || v.Access >= ci.Reporter || (user != nil && user.Admin) || p.Visibility == ci.Private && v.Access >= ci.Guest
 		acc.CanWrite = user != nil && (user.Admin || v.Access >= ci.Developer)
+		if acc.CanWrite {
+			if acc.Rules, err = pushRules(ctx, g.store, p.ID, v); err != nil {
+				return githost.Access{}, false, false, err
+			}
+		}
 	}
 	if err := g.repos.Init(ctx, p.ID, p.DefaultBranch); err != nil {
 		return githost.Access{}, false, false, err
 	}
 	return acc, true, authed, nil
+}
+
+// pushRules turns the project's protected branches and tags into what the
+// pusher may do to them: push (branches, push access only: merge access is
+// for merge requests) or create (tags), and force-push where allowed.
+func pushRules(ctx context.Context, st store.Store, projectID int64, v ci.Viewer) ([]githost.RefRule, error) {
+	var rules []githost.RefRule
+	for _, kind := range []ci.RefKind{ci.RefBranch, ci.RefTag} {
+		rs, err := st.ProtectedRefs(ctx, projectID, kind)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range rs {
+			if kind == ci.RefTag {
+				rules = append(rules, githost.RefRule{Tag: true, Pattern: p.Name, CanUpdate: p.Allows(ci.ActionCreate, v)})
+				continue
+			}
+			rules = append(rules, githost.RefRule{Pattern: p.Name, CanUpdate: p.Allows(ci.ActionPush, v), AllowForce: p.AllowForcePush})
+		}
+	}
+	return rules, nil
 }

@@ -3,6 +3,11 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"gantry/internal/ci"
@@ -83,6 +88,98 @@ func TestProtectedBranchesAndRunners(t *testing.T) {
 			}
 			if !found {
 				t.Fatal("CI_COMMIT_REF_PROTECTED is not true")
+			}
+		})
+	}
+}
+
+// Pushes respect protected branches and tags, checked by a pre-receive hook
+// with the pusher's rights, through the real git client.
+func TestProtectedRefPushes(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startNode(t, b)
+			pid := n.setupProject("app", "build:\n  script: [make]\n")
+			var proj struct {
+				HTTP string `json:"http_url_to_repo"`
+			}
+			n.api("GET", fmt.Sprintf("/projects/%d", pid), nil, &proj)
+			var dev struct{ ID int64 }
+			n.api("POST", "/users", map[string]any{"username": "dev", "name": "Dev", "email": "dev@example.com", "password": "password-1234"}, &dev)
+			n.api("POST", fmt.Sprintf("/projects/%d/members", pid), map[string]any{"user_id": dev.ID, "access_level": 30}, nil)
+			var tok struct{ Token string }
+			n.api("POST", fmt.Sprintf("/users/%d/personal_access_tokens", dev.ID), map[string]any{"name": "t", "scopes": []string{"api"}}, &tok)
+			for _, body := range []map[string]any{{"name": "main"}, {"name": "release/*", "push_access_level": 30}} {
+				if code := n.api("POST", fmt.Sprintf("/projects/%d/protected_branches", pid), body, nil); code != 201 {
+					t.Fatalf("protect %v: %d", body, code)
+				}
+			}
+			if code := n.api("POST", fmt.Sprintf("/projects/%d/protected_tags", pid), map[string]any{"name": "v*"}, nil); code != 201 {
+				t.Fatalf("protect tags: %d", code)
+			}
+			dir := t.TempDir()
+			clone := func(user, secret, name string) string {
+				u, _ := url.Parse(proj.HTTP)
+				u.User = url.UserPassword(user, secret)
+				git(t, dir, "clone", "-q", u.String(), name)
+				return filepath.Join(dir, name)
+			}
+			push := func(work string, args ...string) (string, error) {
+				cmd := exec.Command("git", append([]string{"push", "origin"}, args...)...)
+				cmd.Dir = work
+				cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir, "GIT_TERMINAL_PROMPT=0")
+				out, err := cmd.CombinedOutput()
+				return string(out), err
+			}
+			commit := func(work, msg string) {
+				os.WriteFile(filepath.Join(work, msg+".txt"), []byte(msg), 0o644)
+				git(t, work, "add", ".")
+				git(t, work, "commit", "-q", "-m", msg)
+			}
+			devWork := clone("dev", tok.Token, "dev")
+			commit(devWork, "dev-change")
+			if out, err := push(devWork, "HEAD:main"); err == nil || !strings.Contains(out, "You are not allowed to push code to protected branches on this project.") {
+				t.Fatalf("developer push to main: %v %s", err, out)
+			}
+			if out, err := push(devWork, "HEAD:feature"); err != nil {
+				t.Fatalf("developer push to an unprotected branch: %s", out)
+			}
+			if out, err := push(devWork, "HEAD:release/1"); err != nil {
+				t.Fatalf("developer push where developers may push: %s", out)
+			}
+			if out, err := push(devWork, "HEAD:refs/tags/v1"); err == nil || !strings.Contains(out, "You are not allowed to create this tag as it is protected.") {
+				t.Fatalf("developer protected tag: %v %s", err, out)
+			}
+
+			rootWork := clone("root", rootToken, "root")
+			commit(rootWork, "root-change")
+			if out, err := push(rootWork, "HEAD:main"); err != nil {
+				t.Fatalf("maintainer push to main: %s", out)
+			}
+			git(t, rootWork, "reset", "-q", "--hard", "HEAD~1")
+			commit(rootWork, "rewrite")
+			if out, err := push(rootWork, "--force", "HEAD:main"); err == nil || !strings.Contains(out, "You are not allowed to force push code to a protected branch on this project.") {
+				t.Fatalf("force push to main: %v %s", err, out)
+			}
+			if out, err := push(rootWork, "--delete", "main"); err == nil || !strings.Contains(out, "You can only delete protected branches using the web interface.") {
+				t.Fatalf("deleting main: %v %s", err, out)
+			}
+			if out, err := push(rootWork, "HEAD:refs/tags/v1"); err != nil {
+				t.Fatalf("maintainer protected tag: %s", out)
+			}
+			git(t, rootWork, "tag", "-f", "v1", "HEAD~1")
+			if out, err := push(rootWork, "--force", "refs/tags/v1"); err == nil || !strings.Contains(out, "Protected tags cannot be updated.") {
+				t.Fatalf("moving a protected tag: %v %s", err, out)
+			}
+			// The refused pushes changed nothing.
+			var branches []struct{ Name string }
+			n.api("GET", fmt.Sprintf("/projects/%d/repository/branches", pid), nil, &branches)
+			names := map[string]bool{}
+			for _, b := range branches {
+				names[b.Name] = true
+			}
+			if !names["main"] || !names["feature"] || !names["release/1"] || len(names) != 3 {
+				t.Fatalf("branches %v", names)
 			}
 		})
 	}

@@ -110,6 +110,9 @@ func allows(levels []AccessLevel, v Viewer) bool {
 	return false
 }
 
+// Allows reports whether the viewer holds one of the levels for an action.
+func (p *ProtectedRef) Allows(a ProtectedAction, v Viewer) bool { return allows(p.Levels(a), v) }
+
 // CanUpdateRef is GitLab's test for running, retrying or playing CI on a
 // ref: unprotected refs need nothing more; a protected branch needs push or
 // merge rights under every protection that covers it, a protected tag the

@@ -109,6 +109,7 @@ type Repos struct {
 	configured map[int64]bool // projects Init has configured in this process
 	backend    string         // resolved HTTPBackend
 	gitPath    string         // resolved Git
+	hooksReady bool           // hooksDir wrote the hooks
 }
 
 type projectLock struct {

@@ -21,6 +21,8 @@ type Access struct {
 	// REMOTE_USER (reflog identity). Defaults to the Basic auth username,
 	// or "anonymous".
 	User string
+	// Rules are the protected branches and tags a push must respect.
+	Rules []RefRule
 	// DefaultBranch, if set, lets the handler create a missing repository
 	// on first access (Init with this default branch) instead of answering
 	// 404.
@@ -220,6 +222,14 @@ func (h *gitHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	// which http-backend handles by reading to EOF.
 	cr.TransferEncoding = nil
 
+	env := h.repos.baseEnv()
+	if push && suffix != "info/refs" {
+		if env, err = h.repos.pushEnv(acc.Rules); err != nil {
+			h.log.Error("githost: push environment", "err", err)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+			return
+		}
+	}
 	logw := &logWriter{log: h.log, project: acc.ProjectID}
 	cg := &cgi.Handler{
 		Path:   backend,
@@ -227,7 +237,7 @@ func (h *gitHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		Dir:    h.repos.Root,
 		Logger: log.New(logw, "", 0),
 		Stderr: logw,
-		Env: append(h.repos.baseEnv(),
+		Env: append(env,
 			"GIT_PROJECT_ROOT="+h.repos.Root,
 			"GIT_HTTP_EXPORT_ALL=1",
 			"REMOTE_USER="+user,
