@@ -218,10 +218,24 @@ func TestRunnerProtocol(t *testing.T) {
 			if c != 200 || !bytes.Equal(zipped, zbuf.Bytes()) {
 				t.Fatalf("download %d (%d bytes)", c, len(zipped))
 			}
-			// Cancel reaches the runner through Job-Status.
+			// Canceling the pipeline asks the running job to stop: the runner
+			// hears "canceling", runs after_script, and its final update
+			// (failed, as gitlab-runner sends it) leaves the job canceled.
 			test2 := int64(p2["id"].(float64))
 			n.api("POST", fmt.Sprintf("/projects/%d/pipelines/%v/cancel", pid, p2["job_info"].(map[string]any)["pipeline_id"]), nil, nil)
-			if c, hh, _ := n.raw("PATCH", fmt.Sprintf("/jobs/%d/trace", test2), []byte("x"), map[string]string{"JOB-TOKEN": p2["token"].(string), "Content-Range": "0-0"}); c != 403 || hh.Get("Job-Status") != "canceled" {
+			jobToken2 := p2["token"].(string)
+			if c, hh, _ := n.raw("PATCH", fmt.Sprintf("/jobs/%d/trace", test2), []byte("x"), map[string]string{"JOB-TOKEN": jobToken2, "Content-Range": "0-0"}); c != 202 || hh.Get("Job-Status") != "canceling" {
+				t.Fatalf("canceling job's PATCH %d %v", c, hh)
+			}
+			final, _ := json.Marshal(map[string]any{"token": jobToken2, "state": "failed", "failure_reason": "unknown_failure"})
+			if c, _, body := n.raw("PUT", fmt.Sprintf("/jobs/%d", test2), final, map[string]string{"Content-Type": "application/json"}); c != 200 {
+				t.Fatalf("final update of a canceling job: %d %s", c, body)
+			}
+			n.api("GET", fmt.Sprintf("/projects/%d/jobs/%d", pid, test2), nil, &job)
+			if job["status"] != "canceled" {
+				t.Fatalf("after the runner confirmed: %v", job["status"])
+			}
+			if c, hh, _ := n.raw("PATCH", fmt.Sprintf("/jobs/%d/trace", test2), []byte("y"), map[string]string{"JOB-TOKEN": jobToken2, "Content-Range": "1-1"}); c != 403 || hh.Get("Job-Status") != "canceled" {
 				t.Fatalf("canceled job's PATCH %d %v", c, hh)
 			}
 		})

@@ -411,10 +411,22 @@ func (db *DB) CancelPipeline(ctx context.Context, pipelineID int64, now time.Tim
 			}
 			rows.Close()
 			for _, id := range jobIDs {
-				sets, args := transitionSets(ci.StatusCanceled, "", tm(now))
-				args = append(args, id)
-				if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...); err != nil {
+				// A running job is asked to stop (canceling), so its runner runs
+				// after_script and confirms; the watchdog bounds the wait.
+				// Everything else is canceled at once. Each update is
+				// conditional on the status, so a job that moved meanwhile is
+				// left alone.
+				sets, args := transitionSets(ci.StatusCanceling, "", tm(now))
+				r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = 'running'`), append(args, id)...)
+				if err != nil {
 					return err
+				}
+				if n, _ := r.RowsAffected(); n == 0 {
+					sets, args = transitionSets(ci.StatusCanceled, "", tm(now))
+					if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status IN
+						('created','waiting_for_resource','preparing','waiting_for_callback','pending','manual','scheduled')`), append(args, id)...); err != nil {
+						return err
+					}
 				}
 				moved = append(moved, id)
 			}
