@@ -112,7 +112,20 @@ func (a *API) handleCancelJob(w http.ResponseWriter, r *http.Request) error {
 
 // POST /projects/:id/jobs/:job_id/retry
 func (a *API) handleRetryJob(w http.ResponseWriter, r *http.Request) error {
-	pv, j, err := a.jobAction(r, ci.KindBuild, ci.KindBridge)
+	ident, err := a.requireUser(r, authUser)
+	if err != nil {
+		return err
+	}
+	p, err := readParams(r)
+	if err != nil {
+		return err
+	}
+	// gantry's extension: new variables for the new run, as play takes them.
+	vars, err := jobVariablesParam(p)
+	if err != nil {
+		return err
+	}
+	pv, j, err := a.jobFor(r, ident, ci.KindBuild, ci.KindBridge)
 	if err != nil {
 		return err
 	}
@@ -124,7 +137,8 @@ func (a *API) handleRetryJob(w http.ResponseWriter, r *http.Request) error {
 	if !retryable {
 		return errForbiddenReason("Job is not retryable")
 	}
-	ids, err := a.store.RetryJobs(r.Context(), store.RetryParams{PipelineID: j.PipelineID, JobIDs: []int64{j.ID}, UserID: &pv.ident.User.ID, Now: a.now()})
+	ids, err := a.store.RetryJobs(r.Context(), store.RetryParams{PipelineID: j.PipelineID, JobIDs: []int64{j.ID}, UserID: &pv.ident.User.ID,
+		SetVariables: len(vars) > 0, Variables: vars, Now: a.now()})
 	if errors.Is(err, ci.ErrConflict) {
 		return errForbiddenReason("Job is not retryable")
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"gantry/internal/ci"
+	"gantry/internal/store"
+	"gantry/internal/testenv"
 )
 
 func (e *env) action(role string, j *ci.Job, verb, body string) response {
@@ -81,6 +83,31 @@ func TestRetryJob(t *testing.T) {
 			t.Fatalf("original %s", old.body)
 		}
 		expect(t, e.action("developer", js[ci.StatusCanceled], "retry", ""), 403, `{"message":"403 Forbidden - Job is not retryable"}`)
+		// gantry's extension: a retry may set new variables, which later
+		// retries inherit.
+		expect(t, e.action("developer", js[ci.StatusFailed], "retry", `{"job_variables_attributes":[{"value":"1"}]}`), 400,
+			`{"error":"job_variables_attributes[0][key] is missing"}`)
+		r = e.action("developer", js[ci.StatusFailed], "retry", `{"job_variables_attributes":[{"key":"TARGET","value":"canary"}]}`)
+		if r.status != 201 {
+			t.Fatalf("retry with variables: %d %s", r.status, r.body)
+		}
+		first := int64(r.json(t).(map[string]any)["id"].(float64))
+		if vars, err := e.st.JobVariables(t.Context(), first); err != nil || len(vars) != 1 || vars[0].Key != "TARGET" || vars[0].Value != "canary" {
+			t.Fatalf("variables of the retry %v %v", vars, err)
+		}
+		for _, step := range [][2]ci.JobStatus{{ci.StatusCreated, ci.StatusPending}, {ci.StatusPending, ci.StatusRunning}, {ci.StatusRunning, ci.StatusFailed}} {
+			if _, err := e.st.TransitionJob(t.Context(), store.TransitionParams{JobID: first, From: step[0], To: step[1], Now: testenv.T0}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r = e.action("developer", &ci.Job{ID: first}, "retry", "")
+		if r.status != 201 {
+			t.Fatalf("second retry: %d %s", r.status, r.body)
+		}
+		second := int64(r.json(t).(map[string]any)["id"].(float64))
+		if vars, err := e.st.JobVariables(t.Context(), second); err != nil || len(vars) != 1 || vars[0].Value != "canary" {
+			t.Fatalf("inherited variables %v %v", vars, err)
+		}
 		// Bridges retry too, rendered as jobs.
 		r = e.action("developer", e.fx.Bridge, "retry", "")
 		if r.status != 201 || r.json(t).(map[string]any)["tag_list"].([]any)[0] != "bridge" {

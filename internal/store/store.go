@@ -253,7 +253,11 @@ type RetryParams struct {
 	PipelineID int64
 	JobIDs     []int64
 	UserID     *int64
-	Now        time.Time
+	// New jobs keep their originals' variables, unless SetVariables: then
+	// they get Variables instead (gantry's retry with new variables).
+	SetVariables bool
+	Variables    []Variable
+	Now          time.Time
 }
 
 // Decider computes processing moves from a pipeline's current jobs.

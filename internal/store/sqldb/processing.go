@@ -362,6 +362,13 @@ func (db *DB) RetryJobs(ctx context.Context, p store.RetryParams) ([]int64, erro
 			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET retried = TRUE, updated_at = ?, lock_version = lock_version + 1 WHERE id = ?`), tm(p.Now), id); err != nil {
 				return err
 			}
+			if p.SetVariables {
+				if err := insertJobVariables(ctx, db, tx, newID, p.Variables); err != nil {
+					return err
+				}
+			} else if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO job_variables (job_id, key, value) SELECT ?, key, value FROM job_variables WHERE job_id = ?`), newID, id); err != nil {
+				return err
+			}
 			created = append(created, newID)
 		}
 		// Skipped jobs get another chance: processing decides them again.
@@ -569,10 +576,8 @@ func (db *DB) PlayJob(ctx context.Context, jobID, userID int64, vars []store.Var
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM job_variables WHERE job_id = ?`), jobID); err != nil {
 			return err
 		}
-		for _, v := range vars {
-			if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO job_variables (job_id, key, value) VALUES (?, ?, ?)`), jobID, v.Key, v.Value); err != nil {
-				return db.translate(err)
-			}
+		if err := insertJobVariables(ctx, db, tx, jobID, vars); err != nil {
+			return err
 		}
 		// Jobs skipped because this one had not run get another chance.
 		if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET status = 'created', updated_at = ?, lock_version = lock_version + 1
@@ -583,6 +588,16 @@ func (db *DB) PlayJob(ctx context.Context, jobID, userID int64, vars []store.Var
 		return err
 	})
 	return job, err
+}
+
+// insertJobVariables records the variables a job runs with.
+func insertJobVariables(ctx context.Context, db *DB, tx *sql.Tx, jobID int64, vars []store.Variable) error {
+	for _, v := range vars {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO job_variables (job_id, key, value) VALUES (?, ?, ?)`), jobID, v.Key, v.Value); err != nil {
+			return db.translate(err)
+		}
+	}
+	return nil
 }
 
 func (db *DB) JobVariables(ctx context.Context, jobID int64) ([]store.Variable, error) {
