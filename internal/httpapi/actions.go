@@ -112,24 +112,9 @@ func (a *API) handleCancelJob(w http.ResponseWriter, r *http.Request) error {
 
 // POST /projects/:id/jobs/:job_id/retry
 func (a *API) handleRetryJob(w http.ResponseWriter, r *http.Request) error {
-	ident, err := a.requireUser(r, authUser)
-	if err != nil {
-		return err
-	}
-	p, err := readParams(r)
-	if err != nil {
-		return err
-	}
 	// gantry's extension: new variables for the new run, as play takes them.
-	vars, err := jobVariablesParam(p)
+	pv, j, vars, err := a.jobUpdateWithVariables(r)
 	if err != nil {
-		return err
-	}
-	pv, j, err := a.jobFor(r, ident, ci.KindBuild, ci.KindBridge)
-	if err != nil {
-		return err
-	}
-	if err := a.canUpdateRef(r, pv, j.Ref, j.Tag); err != nil {
 		return err
 	}
 	retryable := !j.Retried && !a.archived(j, a.now()) &&
@@ -267,25 +252,36 @@ func jobVariablesParam(p *params) ([]store.Variable, error) {
 	return out, nil
 }
 
-// POST /projects/:id/jobs/:job_id/play
-func (a *API) handlePlayJob(w http.ResponseWriter, r *http.Request) error {
+// jobUpdateWithVariables starts retry and play: a user, the
+// job_variables_attributes parameter, the job (a build or a bridge) and the
+// right to update it.
+func (a *API) jobUpdateWithVariables(r *http.Request) (*projectView, *ci.Job, []store.Variable, error) {
 	ident, err := a.requireUser(r, authUser)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	p, err := readParams(r)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	vars, err := jobVariablesParam(p)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	pv, j, err := a.jobFor(r, ident, ci.KindBuild, ci.KindBridge)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	if err := a.canUpdateRef(r, pv, j.Ref, j.Tag); err != nil {
+		return nil, nil, nil, err
+	}
+	return pv, j, vars, nil
+}
+
+// POST /projects/:id/jobs/:job_id/play
+func (a *API) handlePlayJob(w http.ResponseWriter, r *http.Request) error {
+	pv, j, vars, err := a.jobUpdateWithVariables(r)
+	if err != nil {
 		return err
 	}
 	playable := j.When == "manual" || j.When == "delayed"
