@@ -82,6 +82,9 @@ func (a *API) handleCancelJob(w http.ResponseWriter, r *http.Request) error {
 	if err := a.canUpdateRef(r, pv, j.Ref, j.Tag); err != nil {
 		return err
 	}
+	if a.archived(j, a.now()) {
+		return errForbidden
+	}
 	ctx := r.Context()
 	now := a.now()
 	switch {
@@ -145,7 +148,7 @@ func (a *API) handleEraseJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	own := j.UserID != nil && *j.UserID == pv.ident.User.ID
-	if !ci.CanAdminBuilds(pv.project, pv.viewer) && !(own && pv.canUpdateBuilds()) {
+	if !ci.CanAdminBuilds(pv.project, pv.viewer) && !(own && pv.canUpdateBuilds()) || a.archived(j, a.now()) {
 		return errForbidden
 	}
 	if ok, err := a.refAllows(r, pv, j.Ref, j.Tag); err != nil {

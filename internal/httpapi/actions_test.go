@@ -2,9 +2,12 @@ package httpapi_test
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"gantry/internal/ci"
+	"gantry/internal/httpapi"
 	"gantry/internal/store"
 	"gantry/internal/testenv"
 )
@@ -176,4 +179,29 @@ func TestPlayJob(t *testing.T) {
 			t.Fatalf("scheduled: %d %s", r.status, r.body)
 		}
 	})
+}
+
+// With archive_builds_older_than set, old jobs are archived: the JSON says
+// so and every action is refused.
+func TestArchivedJobsRefuseActions(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			st := b.Open(t)
+			fx := testenv.Seed(t, st)
+			api := httpapi.New(httpapi.Config{ExternalURL: externalURL, Version: "17.9.3", ArchiveBuildsOlderThan: time.Minute},
+				httpapi.Deps{Store: st, Now: func() time.Time { return testenv.T0 }})
+			srv := httptest.NewServer(api.Handler())
+			t.Cleanup(srv.Close)
+			e := &env{t: t, st: st, fx: fx, srv: srv}
+			js := fx.JobsByStatus
+			r := e.get(fmt.Sprintf("/api/v4/projects/%s/jobs/%d", pid(e), js[ci.StatusFailed].ID), fx.Tokens["developer"])
+			if r.json(t).(map[string]any)["archived"] != true {
+				t.Fatalf("archived flag: %s", r.body)
+			}
+			expect(t, e.action("developer", js[ci.StatusFailed], "retry", ""), 403, `{"message":"403 Forbidden - Job is not retryable"}`)
+			expect(t, e.action("developer", js[ci.StatusManual], "play", ""), 400, `{"message":"400 Bad request - Unplayable Job"}`)
+			expect(t, e.action("maintainer", js[ci.StatusSuccess], "erase", ""), 403, `{"message":"403 Forbidden"}`)
+			expect(t, e.action("maintainer", js[ci.StatusPending], "cancel", ""), 403, `{"message":"403 Forbidden"}`)
+		})
+	}
 }
