@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"time"
@@ -14,7 +15,7 @@ import (
 	"gantry/internal/bench"
 )
 
-const benchUsage = `usage: gantry bench <name> [-cpuprofile file] [flags]
+const benchUsage = `usage: gantry bench <name> [-blockprofile file] [-cpuprofile file] [flags]
 
 benchmarks:
   jobs-list   GET /projects/:id/jobs (keyset) on a project of 1,000,000 jobs,
@@ -44,6 +45,19 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if len(args) < 1 {
 		fmt.Fprint(stderr, benchUsage)
 		return errors.New("missing benchmark name")
+	}
+	// A block profile (where goroutines wait) of the whole run.
+	if len(args) > 2 && args[1] == "-blockprofile" {
+		f, err := os.Create(args[2])
+		if err != nil {
+			return err
+		}
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+		defer func() {
+			_ = pprof.Lookup("block").WriteTo(f, 0)
+			f.Close()
+		}()
+		args = append([]string{args[0]}, args[3:]...)
 	}
 	// A CPU profile of the whole run, for finding where a benchmark's time goes.
 	if len(args) > 2 && args[1] == "-cpuprofile" {

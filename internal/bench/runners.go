@@ -384,6 +384,12 @@ func throughput(ctx context.Context, n *benchNode, projectID int64, token string
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	chunk := bytes.Repeat([]byte("x"), 64)
+	// The run ends when the last job finishes. Runners still long-polling
+	// then (there is no more work) are let go at once: their wait is not
+	// part of the throughput.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var elapsed atomic.Int64
 	t0 := time.Now()
 	for i := 0; i < o.WorkRunners; i++ {
 		r := &simRunner{base: n.base, token: token, client: newClient(1)}
@@ -391,7 +397,10 @@ func throughput(ctx context.Context, n *benchNode, projectID int64, token string
 		go func() {
 			defer wg.Done()
 			for done.Load() < int64(o.Jobs) {
-				id, tok, err := r.poll(ctx)
+				id, tok, err := r.poll(runCtx)
+				if runCtx.Err() != nil {
+					return
+				}
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
@@ -407,7 +416,10 @@ func throughput(ctx context.Context, n *benchNode, projectID int64, token string
 					firstErr.CompareAndSwap(nil, err)
 					return
 				}
-				done.Add(1)
+				if done.Add(1) == int64(o.Jobs) {
+					elapsed.Store(int64(time.Since(t0)))
+					stop()
+				}
 			}
 		}()
 	}
@@ -415,7 +427,10 @@ func throughput(ctx context.Context, n *benchNode, projectID int64, token string
 	if e := firstErr.Load(); e != nil {
 		return 0, e.(error)
 	}
-	return float64(done.Load()) / time.Since(t0).Seconds(), nil
+	if elapsed.Load() == 0 {
+		return 0, fmt.Errorf("throughput: %d of %d jobs finished", done.Load(), o.Jobs)
+	}
+	return float64(o.Jobs) / time.Duration(elapsed.Load()).Seconds(), nil
 }
 
 // ingest has LogJobs running jobs append LogChunk bytes as fast as the

@@ -141,16 +141,18 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 	if len(eligible) == 0 {
 		return nil, "", nil
 	}
-	running, err := a.store.RunningCounts(ctx, eligible)
-	if err != nil {
-		return nil, "", err
-	}
-	sort.SliceStable(eligible, func(i, j int) bool {
-		if running[eligible[i]] != running[eligible[j]] {
-			return running[eligible[i]] < running[eligible[j]]
+	if len(eligible) > 1 { // fairness only matters between projects
+		running, err := a.store.RunningCounts(ctx, eligible)
+		if err != nil {
+			return nil, "", err
 		}
-		return eligible[i] < eligible[j]
-	})
+		sort.SliceStable(eligible, func(i, j int) bool {
+			if running[eligible[i]] != running[eligible[j]] {
+				return running[eligible[i]] < running[eligible[j]]
+			}
+			return eligible[i] < eligible[j]
+		})
+	}
 	maxTimeout := 0
 	if s.runner.MaximumTimeout != nil {
 		maxTimeout = *s.runner.MaximumTimeout

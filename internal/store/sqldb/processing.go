@@ -294,7 +294,10 @@ func (db *DB) ForceJobStatus(ctx context.Context, jobID int64, to ci.JobStatus, 
 // resource groups to pending when no job of that group is active.
 func (db *DB) GrantResources(ctx context.Context, projectID int64, now time.Time) ([]int64, error) {
 	// Most projects use no resource groups: answer from a read, no write transaction.
-	waiting, err := db.ids(ctx, `SELECT id FROM jobs WHERE project_id = ? AND status = 'waiting_for_resource' LIMIT 1`, projectID)
+	// Waiting jobs always belong to a group: the resource_group term lets
+	// the partial index jobs_resource_group answer without walking the
+	// project's jobs.
+	waiting, err := db.ids(ctx, `SELECT id FROM jobs WHERE project_id = ? AND resource_group <> '' AND status = 'waiting_for_resource' LIMIT 1`, projectID)
 	if err != nil || len(waiting) == 0 {
 		return nil, err
 	}
