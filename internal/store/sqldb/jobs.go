@@ -298,7 +298,7 @@ func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int,
 	return n, err
 }
 
-// moveJob runs update (an UPDATE of one job, without RETURNING) and flags
+// moveJob runs update (an UPDATE of one job, without RETURNING) and wakes
 // the job's pipeline for processing, atomically: one statement on
 // PostgreSQL, one transaction on SQLite. sql.ErrNoRows means nothing moved.
 func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, error) {
@@ -306,7 +306,7 @@ func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, 
 	if db.dialect.Name == "postgres" {
 		db.writes.Add(1)
 		return scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
-			flag AS (UPDATE pipelines SET needs_processing = TRUE WHERE id = (SELECT pipeline_id FROM moved))
+			wake AS (INSERT INTO pipeline_wakeups (pipeline_id) SELECT pipeline_id FROM moved)
 			SELECT `+jobCols+` FROM moved`), args...))
 	}
 	var job *ci.Job
@@ -325,7 +325,7 @@ func (db *DB) moveJobIn(ctx context.Context, tx *sql.Tx, update string, args []a
 	if err != nil {
 		return nil, err
 	}
-	_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
+	_, err = tx.ExecContext(ctx, db.q(wakePipeline), job.PipelineID)
 	return job, err
 }
 

@@ -12,6 +12,9 @@ import (
 	"gantry/internal/store"
 )
 
+// wakePipeline records that a pipeline needs processing.
+const wakePipeline = `INSERT INTO pipeline_wakeups (pipeline_id) VALUES (?)`
+
 func (db *DB) CreatePipeline(ctx context.Context, np store.NewPipeline) (*ci.Pipeline, error) {
 	var id int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
@@ -19,7 +22,7 @@ func (db *DB) CreatePipeline(ctx context.Context, np store.NewPipeline) (*ci.Pip
 		if id, err = db.insertPipeline(ctx, tx, np.Pipeline); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), id); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(wakePipeline), id); err != nil {
 			return err
 		}
 		for _, v := range np.Variables {
@@ -44,7 +47,7 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 	// Nothing happened since the last run: answer from a read, without a
 	// write transaction (duplicate wake-ups end here).
 	var flagged bool
-	if err := db.queryRow(ctx, `SELECT needs_processing FROM pipelines WHERE id = ?`, pipelineID).Scan(&flagged); err != nil {
+	if err := db.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pipeline_wakeups WHERE pipeline_id = ?)`, pipelineID).Scan(&flagged); err != nil {
 		return nil, db.translate(err)
 	}
 	if !flagged {
@@ -55,16 +58,25 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		lock := ""
 		if db.dialect.Name == "postgres" {
-			lock = " FOR UPDATE"
+			// NO KEY UPDATE: wake-up inserts check their foreign key with
+			// KEY SHARE, which this mode does not block.
+			lock = " FOR NO KEY UPDATE"
 		}
 		var projectID int64
 		var status string
 		var started sql.NullInt64
-		var flagged bool
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT project_id, status, started_at, needs_processing FROM pipelines WHERE id = ?`+lock), pipelineID).Scan(&projectID, &status, &started, &flagged); err != nil {
+		// The pipeline row lock serialises processors of one pipeline; job
+		// moves do not take it. Wake-ups are consumed before the jobs are
+		// read, so a move committed after this point leaves a wake-up for
+		// the next run.
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT project_id, status, started_at FROM pipelines WHERE id = ?`+lock), pipelineID).Scan(&projectID, &status, &started); err != nil {
 			return db.translate(err)
 		}
-		if !flagged {
+		consumed, err := tx.ExecContext(ctx, db.q(`DELETE FROM pipeline_wakeups WHERE pipeline_id = ?`), pipelineID)
+		if err != nil {
+			return err
+		}
+		if n, _ := consumed.RowsAffected(); n == 0 {
 			// Nothing happened since the last run: many wake-ups coalesce here.
 			p, err := scanPipeline(tx.QueryRowContext(ctx, db.q(`SELECT `+pipelineCols+` FROM pipelines WHERE id = ?`), pipelineID))
 			res.Pipeline = p
@@ -104,7 +116,7 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 			}
 		}
 		res.Transitions = transitions
-		sets := []string{"needs_processing = FALSE"}
+		var sets []string
 		var args []any
 		if string(newStatus) != status {
 			res.StatusChanged = true
@@ -121,9 +133,11 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 				sets = append(sets, "finished_at = NULL", "duration = NULL")
 			}
 		}
-		args = append(args, pipelineID)
-		if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...); err != nil {
-			return err
+		if len(sets) > 0 {
+			args = append(args, pipelineID)
+			if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET `+strings.Join(sets, ", ")+` WHERE id = ?`), args...); err != nil {
+				return err
+			}
 		}
 		p, err := scanPipeline(tx.QueryRowContext(ctx, db.q(`SELECT `+pipelineCols+` FROM pipelines WHERE id = ?`), pipelineID))
 		res.Pipeline = p
@@ -136,7 +150,7 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 }
 
 func (db *DB) PipelinesNeedingProcessing(ctx context.Context, limit int) ([]int64, error) {
-	rows, err := db.query(ctx, `SELECT id FROM pipelines WHERE needs_processing ORDER BY id LIMIT ?`, limit)
+	rows, err := db.query(ctx, `SELECT DISTINCT pipeline_id FROM pipeline_wakeups ORDER BY pipeline_id LIMIT ?`, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +167,7 @@ func (db *DB) PipelinesNeedingProcessing(ctx context.Context, limit int) ([]int6
 }
 
 func (db *DB) MarkPipelineForProcessing(ctx context.Context, pipelineID int64) error {
-	_, err := db.exec(ctx, `UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`, pipelineID)
+	_, err := db.exec(ctx, wakePipeline, pipelineID)
 	return err
 }
 
@@ -335,7 +349,7 @@ func (db *DB) GrantResources(ctx context.Context, projectID int64, now time.Time
 			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = 'waiting_for_resource'`), args...); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pipelineID); err != nil {
+			if _, err := tx.ExecContext(ctx, db.q(wakePipeline), pipelineID); err != nil {
 				return err
 			}
 			granted = append(granted, id)
@@ -379,7 +393,7 @@ func (db *DB) RetryJobs(ctx context.Context, p store.RetryParams) ([]int64, erro
 			WHERE pipeline_id = ? AND status = 'skipped' AND retried = FALSE`), tm(p.Now), p.PipelineID); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), p.PipelineID)
+		_, err := tx.ExecContext(ctx, db.q(wakePipeline), p.PipelineID)
 		return err
 	})
 	return created, err
@@ -440,7 +454,7 @@ func (db *DB) CancelPipeline(ctx context.Context, pipelineID int64, now time.Tim
 				}
 				moved = append(moved, id)
 			}
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), pid); err != nil {
+			if _, err := tx.ExecContext(ctx, db.q(wakePipeline), pid); err != nil {
 				return err
 			}
 		}
@@ -480,7 +494,7 @@ func (db *DB) EnqueueDueScheduled(ctx context.Context, now time.Time) ([]int64, 
 			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = 'scheduled'`), args...); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), d.pipeline); err != nil {
+			if _, err := tx.ExecContext(ctx, db.q(wakePipeline), d.pipeline); err != nil {
 				return err
 			}
 			moved = append(moved, d.id)
@@ -587,7 +601,7 @@ func (db *DB) PlayJob(ctx context.Context, jobID, userID int64, vars []store.Var
 			WHERE pipeline_id = ? AND status = 'skipped' AND retried = FALSE`), tm(now), job.PipelineID); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, db.q(`UPDATE pipelines SET needs_processing = TRUE WHERE id = ?`), job.PipelineID)
+		_, err = tx.ExecContext(ctx, db.q(wakePipeline), job.PipelineID)
 		return err
 	})
 	return job, err
