@@ -379,3 +379,26 @@ func TestDispatchFairness(t *testing.T) {
 		})
 	}
 }
+
+// A tagged runner takes jobs whose tags it has, and untagged jobs only when
+// it runs untagged ones; a job with a tag it lacks waits.
+func TestTaggedRunnerClaims(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startNode(t, b)
+			pid := n.setupProject("tags", "gpu:\n  tags: [gpu]\n  script: [\"true\"]\nlinux:\n  tags: [linux]\n  script: [\"true\"]\n")
+			waitFor(t, "pending jobs", func() bool {
+				pls := n.pipelines(pid)
+				return len(pls) == 1 && n.jobs(pid, pls[0].ID)["linux"].Status == "pending" && n.jobs(pid, pls[0].ID)["gpu"].Status == "pending"
+			})
+			token := n.newRunner("linux", "docker")
+			code, _, p := n.requestJob(token, "")
+			if code != 201 || p["job_info"].(map[string]any)["name"] != "linux" {
+				t.Fatalf("tagged runner: %d %v", code, p["job_info"])
+			}
+			if code, _, _ := n.requestJob(token, ""); code != 204 {
+				t.Fatalf("a job with a tag the runner lacks was taken: %d", code)
+			}
+		})
+	}
+}

@@ -82,14 +82,26 @@ func readParams(r *http.Request) (*params, error) {
 
 func (p *params) checkUTF8() error {
 	for k, vs := range p.values {
-		if !utf8.ValidString(k) {
-			return errBadRequest("invalid byte sequence in UTF-8")
+		if err := checkString(k); err != nil {
+			return err
 		}
 		for _, v := range vs {
-			if !utf8.ValidString(v) {
-				return errBadRequest("invalid byte sequence in UTF-8")
+			if err := checkString(v); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkString refuses text no store can hold: invalid UTF-8 and NUL bytes
+// (GitLab refuses both before routing).
+func checkString(s string) error {
+	if !utf8.ValidString(s) {
+		return errBadRequest("invalid byte sequence in UTF-8")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return errBadRequest("null byte in parameters")
 	}
 	return nil
 }

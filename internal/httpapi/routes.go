@@ -96,3 +96,16 @@ func (a *API) addRoutes(mux Router) {
 type Router interface {
 	Handle(pattern string, h http.Handler)
 }
+
+// patternRecorder is a Router that only notes patterns.
+type patternRecorder []string
+
+func (p *patternRecorder) Handle(pattern string, _ http.Handler) { *p = append(*p, pattern) }
+
+// RoutePatterns lists every route the API serves ("METHOD /path"),
+// mounted ones included, for tests that must cover the whole surface.
+func (a *API) RoutePatterns() []string {
+	var rec patternRecorder
+	a.addRoutes(&rec)
+	return rec
+}

@@ -92,7 +92,11 @@ func (a *API) Handler() http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		var h http.Handler = mux // serving through the mux sets the path values
 		_, pattern := mux.Handler(r)
-		if pattern == "" {
+		if err := checkString(r.URL.Path); err != nil {
+			// Path segments become parameters too.
+			h = a.wrap(func(http.ResponseWriter, *http.Request) error { return err })
+			pattern = "malformed"
+		} else if pattern == "" {
 			// Unknown path or wrong method: GitLab's catch-all.
 			h = a.wrap(func(http.ResponseWriter, *http.Request) error { return errRouteNotFound })
 			pattern = "unmatched"

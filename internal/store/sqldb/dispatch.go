@@ -336,13 +336,13 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, 
 		untagged = "TRUE"
 	}
 	if len(p.RunnerTags) == 0 {
-		tagCond = "tag_list = '[]' AND " + untagged
+		tagCond = "c.tag_list = '[]' AND " + untagged
 	} else {
 		elems := "json_each(c.tag_list) t WHERE t.value"
 		if db.dialect.Name == "postgres" {
 			elems = "jsonb_array_elements_text(c.tag_list::jsonb) t(value) WHERE t.value"
 		}
-		tagCond = "(tag_list = '[]' AND " + untagged + ") OR (tag_list <> '[]' AND NOT EXISTS (SELECT 1 FROM " + elems +
+		tagCond = "(c.tag_list = '[]' AND " + untagged + ") OR (c.tag_list <> '[]' AND NOT EXISTS (SELECT 1 FROM " + elems +
 			" NOT IN (" + placeholders(len(p.RunnerTags)) + ")))"
 		for _, t := range p.RunnerTags {
 			args = append(args, t)
@@ -356,7 +356,7 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, 
 	if p.ProtectedOnly {
 		protected = ` AND EXISTS (SELECT 1 FROM pipelines pp WHERE pp.id = c.pipeline_id AND pp.protected)`
 	}
-	pick := `SELECT c.id FROM jobs c WHERE c.project_id = ? AND c.status = 'pending' AND c.kind = 'build' AND (` + strings.ReplaceAll(tagCond, "tag_list", "c.tag_list") + `)` +
+	pick := `SELECT c.id FROM jobs c WHERE c.project_id = ? AND c.status = 'pending' AND c.kind = 'build' AND (` + tagCond + `)` +
 		protected + ` ORDER BY c.id LIMIT 1` + lock
 	pickArgs := append([]any{p.ProjectID}, args...)
 	now := tm(p.Now)
