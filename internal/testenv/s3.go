@@ -17,6 +17,18 @@ type S3Server struct{ *s3gw.Gateway }
 // note, or fails when GANTRY_TEST_REQUIRE_S3=1 (scripts/test sets it).
 func S3(t testing.TB) *S3Server {
 	t.Helper()
+	g, err := s3gw.Start(context.Background(), VersityGW(t), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Stop)
+	return &S3Server{g}
+}
+
+// VersityGW returns the versitygw binary's path; without one the test is
+// skipped with a note, or fails when GANTRY_TEST_REQUIRE_S3=1.
+func VersityGW(t testing.TB) string {
+	t.Helper()
 	bin, err := s3gw.Find(os.Getenv)
 	if err != nil {
 		if os.Getenv("GANTRY_TEST_REQUIRE_S3") == "1" {
@@ -25,12 +37,7 @@ func S3(t testing.TB) *S3Server {
 		t.Logf("NOTE: S3 half not run: %v", err)
 		t.Skip("no versitygw")
 	}
-	g, err := s3gw.Start(context.Background(), bin, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(g.Stop)
-	return &S3Server{g}
+	return bin
 }
 
 // NewBucket creates an empty bucket and returns the options reaching it.
