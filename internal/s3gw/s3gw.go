@@ -111,12 +111,12 @@ func start(ctx context.Context, binary, root string) (*Gateway, error) {
 	}
 	go func() { _ = g.cmd.Wait(); close(g.exited) }()
 	if err := g.waitReady(ctx); err != nil {
-		g.Stop()
+		g.stopProcess()
 		return nil, err
 	}
 	g.client, err = minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(g.AccessKey, g.SecretKey, ""), Region: "us-east-1"})
 	if err != nil {
-		g.Stop()
+		g.stopProcess()
 		return nil, err
 	}
 	return g, nil
@@ -142,9 +142,14 @@ func (g *Gateway) waitReady(ctx context.Context) error {
 	return fmt.Errorf("s3gw: versitygw on %s did not answer within 30s: %s", g.Endpoint, g.output.String())
 }
 
-// Stop ends the process (SIGTERM, then SIGKILL after 5 s) and removes
-// its data.
+// Stop ends the process and removes its data.
 func (g *Gateway) Stop() {
+	g.stopProcess()
+	os.RemoveAll(g.Dir)
+}
+
+// stopProcess sends SIGTERM, then SIGKILL after 5 s, and reaps it.
+func (g *Gateway) stopProcess() {
 	_ = g.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-g.exited:
@@ -152,7 +157,6 @@ func (g *Gateway) Stop() {
 		_ = g.cmd.Process.Kill()
 		<-g.exited
 	}
-	os.RemoveAll(g.Dir)
 }
 
 // NewBucket creates a bucket with a fresh name and returns the options
