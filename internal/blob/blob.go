@@ -31,7 +31,8 @@ type Store interface {
 	// the size. A failed or refused Put leaves the previous blob, if any,
 	// untouched and nothing partial behind.
 	Put(ctx context.Context, key string, r io.Reader, limit int64) (int64, error)
-	// Open returns the blob and its size, or ErrNotFound.
+	// Open returns the blob and its size, or ErrNotFound. Both adapters'
+	// readers are also io.ReaderAt (for archive/zip).
 	Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error)
 	// Delete removes the blob; a missing key is not an error.
 	Delete(ctx context.Context, key string) error

@@ -233,6 +233,44 @@ func (r *s3Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ReadAt fetches exactly the range asked for, independent of the read
+// position, as archive/zip wants for a central directory.
+func (r *s3Reader) ReadAt(p []byte, off int64) (int, error) {
+	if r.closed {
+		return 0, os.ErrClosed
+	}
+	if off < 0 {
+		return 0, errNegativeSeek
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if off >= r.size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(p)), r.size-off)
+	opts := minio.GetObjectOptions{}
+	if err := opts.SetRange(off, off+want-1); err != nil {
+		return 0, err
+	}
+	if err := opts.SetMatchETag(r.etag); err != nil {
+		return 0, err
+	}
+	body, _, _, err := r.s.core.GetObject(r.ctx, r.s.bucket, r.name, opts)
+	if err != nil {
+		return 0, fmt.Errorf("blob: S3 get %q at %d: %w", r.name, off, err)
+	}
+	defer body.Close()
+	n, err := io.ReadFull(body, p[:want])
+	if err != nil {
+		return n, err
+	}
+	if want < int64(len(p)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
 func (r *s3Reader) Seek(offset int64, whence int) (int64, error) {
 	if r.closed {
 		return 0, os.ErrClosed

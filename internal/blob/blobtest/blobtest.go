@@ -192,6 +192,20 @@ func testSeek(t *testing.T, st blob.Store) {
 	if all, err := io.ReadAll(r); err != nil || !bytes.Equal(all, want) {
 		t.Fatalf("whole after seeking back: %d bytes, %v", len(all), err)
 	}
+	ra, ok := r.(io.ReaderAt)
+	if !ok {
+		t.Fatalf("%T is not an io.ReaderAt", r)
+	}
+	at := make([]byte, 300)
+	if k, err := ra.ReadAt(at, 40_000); k != 300 || err != nil || !bytes.Equal(at, want[40_000:40_300]) {
+		t.Fatalf("ReadAt in the middle: %d %v", k, err)
+	}
+	if k, err := ra.ReadAt(at, size-100); k != 100 || err != io.EOF || !bytes.Equal(at[:100], want[size-100:]) {
+		t.Fatalf("ReadAt across the end: %d %v", k, err)
+	}
+	if k, err := ra.ReadAt(at, size); k != 0 || err != io.EOF {
+		t.Fatalf("ReadAt at the end: %d %v", k, err)
+	}
 }
 
 func put(t *testing.T, st blob.Store, key, body string, limit int64) {
