@@ -9,10 +9,12 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"time"
 
 	"gantry/internal/bench"
+	"gantry/internal/s3gw"
 )
 
 const benchUsage = `usage: gantry bench <name> [-blockprofile file] [-cpuprofile file] [flags]
@@ -25,6 +27,8 @@ benchmarks:
   idle-conns  the server's memory with 10,000 long-polling runners (separate process)
   runners     job pickup latency with idle long-polling runners, idle polls'
               requests and database writes, no-op job throughput, log ingest
+  blobs       blob Put and Open+read throughput (MB/s) on the file store and
+              on S3 (a versitygw started on loopback, data on the same disk)
 `
 
 // storeFlags registers the flags every benchmark shares; resolve returns
@@ -134,6 +138,31 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.Runners(ctx, o, stdout)
+		return err
+	case "blobs":
+		fs := flag.NewFlagSet("gantry bench blobs", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.BlobsOptions{}
+		sizeMiB := fs.Int64("size-mib", 64, "object size in MiB")
+		fs.IntVar(&o.Runs, "runs", 3, "objects written and read per store (medians are reported)")
+		stores := fs.String("stores", "fs,s3", "comma-separated blob stores to measure")
+		fs.StringVar(&o.VersityGW, "versitygw", "", "versitygw binary for s3 ("+s3gw.BinaryEnv+", PATH or the go install directory)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		o.Size, o.Stores = *sizeMiB<<20, strings.Split(*stores, ",")
+		if o.VersityGW == "" && slices.Contains(o.Stores, "s3") {
+			bin, err := s3gw.Find(getenv)
+			if err != nil {
+				fmt.Fprintf(stderr, "note: %v; measuring the file store only\n", err)
+				o.Stores = slices.DeleteFunc(o.Stores, func(s string) bool { return s == "s3" })
+			}
+			o.VersityGW = bin
+		}
+		if o.Size <= 0 || o.Runs <= 0 {
+			return errors.New("-size-mib and -runs must be positive")
+		}
+		_, err := bench.Blobs(ctx, o, stdout)
 		return err
 	}
 	fmt.Fprint(stderr, benchUsage)

@@ -87,7 +87,11 @@ func runServer(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	log.Info("gantry listening", "addr", l.Addr().String(), "external_url", cfg.ExternalURL, "store", a.Store.Dialect())
+	blobs := "files under the data dir"
+	if cfg.ObjectStoreURL != "" {
+		blobs = cfg.ObjectStoreURL
+	}
+	log.Info("gantry listening", "addr", l.Addr().String(), "external_url", cfg.ExternalURL, "store", a.Store.Dialect(), "blobs", blobs)
 	fmt.Fprintf(stdout, "gantry listening on http://%s (store: %s)\n", l.Addr().String(), a.Store.Dialect())
 	return a.Serve(ctx, srv, func() error { return srv.Serve(l) })
 }

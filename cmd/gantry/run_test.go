@@ -91,3 +91,16 @@ func TestRunRejectsBadInvocations(t *testing.T) {
 		}
 	}
 }
+
+func TestServerRejectsBadObjectStore(t *testing.T) {
+	for _, url := range []string{"s3://builds?endpont=127.0.0.1:1", "s3://builds?endpoint=127.0.0.1:1&insecure=true"} {
+		env := map[string]string{"GANTRY_DATA_DIR": t.TempDir(), "GANTRY_LISTEN": "127.0.0.1:0", "GANTRY_OBJECT_STORE_URL": url,
+			"GANTRY_OBJECT_STORE_ACCESS_KEY": "ak", "GANTRY_OBJECT_STORE_SECRET_KEY": "sk"}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := run(ctx, []string{"gantry", "server"}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "object store") {
+			t.Errorf("%s: %v", url, err)
+		}
+	}
+}

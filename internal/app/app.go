@@ -71,6 +71,25 @@ func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
 	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Readers: cfg.SQLiteReaders})
 }
 
+// OpenBlobs opens the blob store the configuration selects: the object
+// store when one is configured, else files under the data directory.
+func OpenBlobs(ctx context.Context, cfg config.Config) (blob.Store, error) {
+	o := cfg.ObjectStore
+	if o == nil {
+		return &blob.FS{Root: filepath.Join(cfg.DataDir, "blobs")}, nil
+	}
+	// An unreachable endpoint is retried by the client; startup should
+	// fail with its error rather than hang.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := blob.NewS3(ctx, blob.S3Options{Endpoint: o.Endpoint, Bucket: o.Bucket, Prefix: o.Prefix, Region: o.Region,
+		AccessKey: o.AccessKey, SecretKey: o.SecretKey, Insecure: o.Insecure, PathStyle: o.PathStyle})
+	if err != nil {
+		return nil, fmt.Errorf("object store: %w", err)
+	}
+	return st, nil
+}
+
 // New opens storage and builds the API.
 func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if opt.Logger == nil {
@@ -86,6 +105,11 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	cfg.DataDir = abs
+	// Before the database, so a bad object store leaves nothing open.
+	blobs, err := OpenBlobs(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	st := opt.Store
 	if st == nil {
 		var err error
@@ -101,7 +125,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, fmt.Errorf("repositories dir: %w", err)
 	}
 	pipes := pipeline.New(pipeline.Config{ExternalURL: cfg.ExternalURL}, st, pipeline.GitSource{Repos: repos}, opt.Logger, opt.Now)
-	blobs := &blob.FS{Root: filepath.Join(cfg.DataDir, "blobs")}
 	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
 		LongPoll: cfg.LongPoll}, st, blobs, pipes, opt.Logger, opt.Now)
 	pipes.OnJobsPending = runners.JobsPending

@@ -35,6 +35,12 @@ type node struct {
 // a loopback port against the backend's store.
 func startNode(t *testing.T, b testenv.Backend) *node {
 	t.Helper()
+	return startNodeWith(t, b, func(*config.Config) {})
+}
+
+// startNodeWith is startNode with the configuration adjusted by tweak.
+func startNodeWith(t *testing.T, b testenv.Backend, tweak func(*config.Config)) *node {
+	t.Helper()
 	st := b.Open(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -43,6 +49,7 @@ func startNode(t *testing.T, b testenv.Backend) *node {
 	base := "http://" + l.Addr().String()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.ExternalURL, cfg.InitialRootToken, cfg.Listen = t.TempDir(), base, rootToken, l.Addr().String()
+	tweak(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, app.Options{Store: st})
 	if err != nil {

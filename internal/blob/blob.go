@@ -1,6 +1,8 @@
 // Package blob stores artifacts and archived logs. FS is the default
 // adapter: files under a root directory, written atomically (temporary
-// file, fsync, rename) so an acknowledged upload survives a crash.
+// file, fsync, rename) so an acknowledged upload survives a crash. S3
+// keeps them in an S3-compatible object store. Both accept the same keys
+// and agree on every outcome the Store interface describes.
 package blob
 
 import (
@@ -9,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 )
@@ -19,21 +22,38 @@ var ErrNotFound = errors.New("blob: not found")
 // ErrTooLarge is returned when a write exceeds its limit.
 var ErrTooLarge = errors.New("blob: too large")
 
+// ErrInvalidKey is returned for a key no adapter accepts.
+var ErrInvalidKey = errors.New("blob: invalid key")
+
 // Store is the blob seam.
 type Store interface {
-	// Put writes r under key, at most limit bytes (0: no limit), and returns the size.
+	// Put writes r under key, at most limit bytes (0: no limit), and returns
+	// the size. A failed or refused Put leaves the previous blob, if any,
+	// untouched and nothing partial behind.
 	Put(ctx context.Context, key string, r io.Reader, limit int64) (int64, error)
+	// Open returns the blob and its size, or ErrNotFound. Both adapters'
+	// readers are also io.ReaderAt (for archive/zip).
 	Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error)
+	// Delete removes the blob; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
+}
+
+// checkKey accepts slash-separated relative paths without empty, "." or
+// ".." segments, so a key maps to one file under FS's root and to the
+// same object name on S3.
+func checkKey(key string) error {
+	if key == "" || strings.Contains(key, "..") || path.Clean("/"+key) != "/"+key {
+		return fmt.Errorf("%w %q", ErrInvalidKey, key)
+	}
+	return nil
 }
 
 // FS stores blobs as files under Root.
 type FS struct{ Root string }
 
 func (f *FS) path(key string) (string, error) {
-	clean := filepath.ToSlash(filepath.Clean("/" + key))
-	if key == "" || strings.Contains(key, "..") || clean != "/"+key {
-		return "", fmt.Errorf("blob: invalid key %q", key)
+	if err := checkKey(key); err != nil {
+		return "", err
 	}
 	return filepath.Join(f.Root, filepath.FromSlash(key)), nil
 }

@@ -2,48 +2,96 @@ package blob_test
 
 import (
 	"context"
-	"errors"
-	"io"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"gantry/internal/blob"
+	"gantry/internal/blob/blobtest"
+	"gantry/internal/testenv"
 )
 
 func TestFS(t *testing.T) {
-	ctx := context.Background()
-	fs := &blob.FS{Root: t.TempDir()}
-	n, err := fs.Put(ctx, "a/b/c.zip", strings.NewReader("hello"), 0)
-	if err != nil || n != 5 {
-		t.Fatal(n, err)
-	}
-	r, size, err := fs.Open(ctx, "a/b/c.zip")
-	if err != nil || size != 5 {
-		t.Fatal(size, err)
-	}
-	b, _ := io.ReadAll(r)
-	r.Close()
-	if string(b) != "hello" {
-		t.Fatalf("%q", b)
-	}
-	if _, err := fs.Put(ctx, "big", strings.NewReader("0123456789"), 4); !errors.Is(err, blob.ErrTooLarge) {
-		t.Fatalf("limit: %v", err)
-	}
-	if _, _, err := fs.Open(ctx, "big"); !errors.Is(err, blob.ErrNotFound) {
-		t.Fatalf("a refused upload left a blob: %v", err)
-	}
-	if _, err := fs.Put(ctx, "exact", strings.NewReader("0123"), 4); err != nil {
-		t.Fatalf("at the limit: %v", err)
-	}
-	for _, bad := range []string{"../x", "/abs", "a/../../x", "", "a//b"} {
-		if _, err := fs.Put(ctx, bad, strings.NewReader("x"), 0); err == nil {
-			t.Errorf("key %q accepted", bad)
+	blobtest.Run(t, func(t *testing.T) blobtest.Subject {
+		root := t.TempDir()
+		return blobtest.Subject{Store: &blob.FS{Root: root}, Contents: func() ([]string, error) { return filesUnder(root) }}
+	})
+}
+
+// TestS3 runs the suite with a key prefix, so it also shows that every
+// object lands under the prefix.
+func TestS3(t *testing.T) {
+	srv := testenv.S3(t)
+	const prefix = "gantry/blobs/"
+	blobtest.Run(t, func(t *testing.T) blobtest.Subject {
+		o := srv.NewBucket(t)
+		o.Prefix = prefix
+		// The smallest part S3 allows, so the 12 and 20 MiB cases take
+		// the multipart path with several parts.
+		o.PartSize = 5 << 20
+		st, err := blob.NewS3(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if err := fs.Delete(ctx, "a/b/c.zip"); err != nil {
+		contents := func() ([]string, error) {
+			all, err := srv.Contents(context.Background(), o.Bucket)
+			for i, name := range all {
+				if rest, ok := strings.CutPrefix(name, prefix); ok {
+					all[i] = rest
+				} else if rest, ok := strings.CutPrefix(name, "unfinished upload of "+prefix); ok {
+					all[i] = "unfinished upload of " + rest
+				} else {
+					all[i] = "outside the prefix: " + name
+				}
+			}
+			return all, err
+		}
+		return blobtest.Subject{Store: st, Contents: contents}
+	})
+}
+
+func TestS3Options(t *testing.T) {
+	srv := testenv.S3(t)
+	ctx := context.Background()
+	o := srv.NewBucket(t)
+	st, err := blob.NewS3(ctx, o)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := fs.Open(ctx, "a/b/c.zip"); !errors.Is(err, blob.ErrNotFound) {
+	if _, err := st.Put(ctx, "top/level", strings.NewReader("x"), 0); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := srv.Contents(ctx, o.Bucket); err != nil || strings.Join(got, ",") != "top/level" {
+		t.Fatalf("without a prefix the key is the object name: %q %v", got, err)
+	}
+	missing := o
+	missing.Bucket += "-not-there"
+	if _, err := blob.NewS3(ctx, missing); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("a missing bucket: %v", err)
+	}
+	wrong := o
+	wrong.SecretKey = "wrong"
+	if _, err := blob.NewS3(ctx, wrong); err == nil {
+		t.Fatal("a wrong secret key was accepted")
+	}
+	small := o
+	small.PartSize = 1 << 20
+	if _, err := blob.NewS3(ctx, small); err == nil {
+		t.Fatal("a part size below 5 MiB was accepted")
+	}
+}
+
+// filesUnder lists the regular files below root, temporary ones included.
+func filesUnder(root string) ([]string, error) {
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		out = append(out, filepath.ToSlash(rel))
+		return err
+	})
+	return out, err
 }

@@ -14,7 +14,8 @@ import (
 
 // Config is the server's configuration. The environment names are a
 // contract: GANTRY_LISTEN, GANTRY_DATA_DIR, GANTRY_EXTERNAL_URL,
-// GANTRY_DATABASE_URL, GANTRY_INITIAL_ROOT_TOKEN.
+// GANTRY_DATABASE_URL, GANTRY_INITIAL_ROOT_TOKEN, GANTRY_OBJECT_STORE_URL,
+// GANTRY_OBJECT_STORE_ACCESS_KEY, GANTRY_OBJECT_STORE_SECRET_KEY.
 type Config struct {
 	Listen           string
 	DataDir          string
@@ -36,6 +37,13 @@ type Config struct {
 	// ReadCacheTTL bounds how stale cached tokens, projects, access levels,
 	// users and runners may be (0 disables the cache).
 	ReadCacheTTL time.Duration
+	// ObjectStoreURL selects S3-compatible blob storage (see ObjectStore);
+	// empty keeps blobs in files under DataDir.
+	ObjectStoreURL       string
+	ObjectStoreAccessKey string
+	ObjectStoreSecretKey string
+	// ObjectStore is ObjectStoreURL parsed by Load; nil means files.
+	ObjectStore *ObjectStore
 }
 
 // Defaults returns the configuration before environment and flags.
@@ -67,6 +75,9 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	env("GANTRY_INITIAL_ROOT_TOKEN", &c.InitialRootToken)
 	env("GANTRY_LOG_LEVEL", &c.LogLevel)
 	env("GANTRY_RUNNER_REGISTRATION_TOKEN", &c.RunnerRegistrationToken)
+	env("GANTRY_OBJECT_STORE_URL", &c.ObjectStoreURL)
+	env("GANTRY_OBJECT_STORE_ACCESS_KEY", &c.ObjectStoreAccessKey)
+	env("GANTRY_OBJECT_STORE_SECRET_KEY", &c.ObjectStoreSecretKey)
 	var errs []string
 	envInt := func(key string, dst *int) {
 		if v := getenv(key); v != "" {
@@ -109,6 +120,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.DurationVar(&c.ArchiveBuildsOlderThan, "archive-builds-older-than", c.ArchiveBuildsOlderThan, "archive jobs older than this; 0 never (GANTRY_ARCHIVE_BUILDS_OLDER_THAN)")
 	fs.DurationVar(&c.ReadCacheTTL, "read-cache-ttl", c.ReadCacheTTL, "how stale cached tokens, projects and memberships may be; 0 disables (GANTRY_READ_CACHE_TTL)")
 	fs.StringVar(&c.RunnerRegistrationToken, "runner-registration-token", c.RunnerRegistrationToken, "enables legacy runner registration with this token (GANTRY_RUNNER_REGISTRATION_TOKEN)")
+	fs.StringVar(&c.ObjectStoreURL, "object-store-url", c.ObjectStoreURL, "s3://bucket[/prefix]?endpoint=host:port&region=…&insecure=true&path_style=true; empty keeps blobs under the data dir (GANTRY_OBJECT_STORE_URL; keys only from the environment)")
 	fs.DurationVar(&c.LongPoll, "long-poll", c.LongPoll, "how long an idle runner's job request is held (GANTRY_LONG_POLL)")
 	if err := fs.Parse(args); err != nil {
 		return c, fs, err
@@ -129,6 +141,13 @@ func (c *Config) finish() error {
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return fmt.Errorf("config: database URL must be postgres://…")
+	}
+	if c.ObjectStoreURL != "" {
+		o, err := ParseObjectStoreURL(c.ObjectStoreURL, c.ObjectStoreAccessKey, c.ObjectStoreSecretKey)
+		if err != nil {
+			return err
+		}
+		c.ObjectStore = o
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
