@@ -36,6 +36,9 @@ type Config struct {
 	// ReadCacheTTL bounds how stale cached tokens, projects, access levels,
 	// users and runners may be (0 disables the cache).
 	ReadCacheTTL time.Duration
+	// ArtifactExpiryInterval is how often expired artifacts are deleted
+	// (0: never).
+	ArtifactExpiryInterval time.Duration
 }
 
 // Defaults returns the configuration before environment and flags.
@@ -49,6 +52,8 @@ func Defaults() Config {
 		ShutdownTimeout: 15 * time.Second,
 		ReadCacheTTL:    time.Second,
 		LongPoll:        50 * time.Second,
+		// GitLab's expiry cron runs every seven minutes.
+		ArtifactExpiryInterval: 7 * time.Minute,
 	}
 }
 
@@ -93,6 +98,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
 	envDur("GANTRY_LONG_POLL", &c.LongPoll)
+	envDur("GANTRY_ARTIFACT_EXPIRY_INTERVAL", &c.ArtifactExpiryInterval)
 	if len(errs) > 0 {
 		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
@@ -110,6 +116,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.DurationVar(&c.ReadCacheTTL, "read-cache-ttl", c.ReadCacheTTL, "how stale cached tokens, projects and memberships may be; 0 disables (GANTRY_READ_CACHE_TTL)")
 	fs.StringVar(&c.RunnerRegistrationToken, "runner-registration-token", c.RunnerRegistrationToken, "enables legacy runner registration with this token (GANTRY_RUNNER_REGISTRATION_TOKEN)")
 	fs.DurationVar(&c.LongPoll, "long-poll", c.LongPoll, "how long an idle runner's job request is held (GANTRY_LONG_POLL)")
+	fs.DurationVar(&c.ArtifactExpiryInterval, "artifact-expiry-interval", c.ArtifactExpiryInterval, "how often expired artifacts are deleted; 0 never (GANTRY_ARTIFACT_EXPIRY_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return c, fs, err
 	}
