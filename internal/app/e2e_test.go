@@ -35,7 +35,13 @@ type node struct {
 // a loopback port against the backend's store.
 func startNode(t *testing.T, b testenv.Backend) *node {
 	t.Helper()
-	st := b.Open(t)
+	return serveNode(t, b.Open(t), app.Options{}, func(*config.Config) {})
+}
+
+// serveNode is startNode on a given store, with options and configuration
+// changes (the store in opt is replaced by st).
+func serveNode(t *testing.T, st store.Store, opt app.Options, configure func(*config.Config)) *node {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +49,10 @@ func startNode(t *testing.T, b testenv.Backend) *node {
 	base := "http://" + l.Addr().String()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.ExternalURL, cfg.InitialRootToken, cfg.Listen = t.TempDir(), base, rootToken, l.Addr().String()
+	configure(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{Store: st})
+	opt.Store = st
+	a, err := app.New(ctx, cfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +66,7 @@ func startNode(t *testing.T, b testenv.Backend) *node {
 		cancel()
 		srv.Close()
 		a.Pipelines.Stop()
+		a.Expiry.Stop()
 	})
 	return &node{t: t, app: a, base: base}
 }
