@@ -21,6 +21,7 @@ import (
 	"gantry/internal/blob"
 	"gantry/internal/ci"
 	"gantry/internal/config"
+	"gantry/internal/expiry"
 	"gantry/internal/githost"
 	"gantry/internal/httpapi"
 	"gantry/internal/pipeline"
@@ -46,10 +47,12 @@ type App struct {
 	Pipelines *pipeline.Service
 	Runners   *runnerapi.API
 	Blobs     blob.Store
-	watchdog  *runnerapi.Watchdog
-	log       *slog.Logger
-	reg       *prometheus.Registry
-	now       func() time.Time
+	// Expiry deletes expired artifacts in the background.
+	Expiry   *expiry.Worker
+	watchdog *runnerapi.Watchdog
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	now      func() time.Time
 }
 
 // Options are the parts tests may replace.
@@ -135,6 +138,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
 		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents})
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
+		Expiry:   expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
 		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
@@ -142,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 func (a *App) Start(ctx context.Context) {
 	a.Pipelines.Start(ctx)
 	a.watchdog.Start(ctx)
+	a.Expiry.Start(ctx)
 }
 
 type pusherKey struct{}
@@ -254,5 +259,6 @@ func (a *App) Serve(ctx context.Context, srv *http.Server, serve func() error) e
 func (a *App) Close() error {
 	a.Pipelines.Stop()
 	a.watchdog.Stop()
+	a.Expiry.Stop()
 	return a.Store.Close()
 }

@@ -35,13 +35,19 @@ type node struct {
 // a loopback port against the backend's store.
 func startNode(t *testing.T, b testenv.Backend) *node {
 	t.Helper()
-	return startNodeWith(t, b, func(*config.Config) {})
+	return serveNode(t, b.Open(t), app.Options{}, func(*config.Config) {})
 }
 
-// startNodeWith is startNode with the configuration adjusted by tweak.
-func startNodeWith(t *testing.T, b testenv.Backend, tweak func(*config.Config)) *node {
+// startNodeWith is startNode with the configuration adjusted by configure.
+func startNodeWith(t *testing.T, b testenv.Backend, configure func(*config.Config)) *node {
 	t.Helper()
-	st := b.Open(t)
+	return serveNode(t, b.Open(t), app.Options{}, configure)
+}
+
+// serveNode is startNode on a given store, with options and configuration
+// changes (the store in opt is replaced by st).
+func serveNode(t *testing.T, st store.Store, opt app.Options, configure func(*config.Config)) *node {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,9 +55,10 @@ func startNodeWith(t *testing.T, b testenv.Backend, tweak func(*config.Config)) 
 	base := "http://" + l.Addr().String()
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.ExternalURL, cfg.InitialRootToken, cfg.Listen = t.TempDir(), base, rootToken, l.Addr().String()
-	tweak(&cfg)
+	configure(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, app.Options{Store: st})
+	opt.Store = st
+	a, err := app.New(ctx, cfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +72,7 @@ func startNodeWith(t *testing.T, b testenv.Backend, tweak func(*config.Config)) 
 		cancel()
 		srv.Close()
 		a.Pipelines.Stop()
+		a.Expiry.Stop()
 	})
 	return &node{t: t, app: a, base: base}
 }

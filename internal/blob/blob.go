@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // ErrNotFound is returned for a missing key.
@@ -142,4 +143,32 @@ func (f *FS) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	return nil
+}
+
+// ReaderAt gives ranged reads over an opened blob, so a zip's central
+// directory and one entry can be read without loading the whole archive.
+// Files already are ReaderAts; other readers are served by seeking.
+func ReaderAt(r io.ReadSeeker) io.ReaderAt {
+	if ra, ok := r.(io.ReaderAt); ok {
+		return ra
+	}
+	return &seekingReaderAt{r: r}
+}
+
+type seekingReaderAt struct {
+	mu sync.Mutex
+	r  io.ReadSeeker
+}
+
+func (s *seekingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.r.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := io.ReadFull(s.r, p)
+	if err == io.ErrUnexpectedEOF {
+		err = io.EOF // ReadAt reports a short read at the end as EOF
+	}
+	return n, err
 }

@@ -2,6 +2,7 @@ package blob_test
 
 import (
 	"context"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -94,4 +95,21 @@ func filesUnder(root string) ([]string, error) {
 		return err
 	})
 	return out, err
+}
+
+// onlySeeker hides the file's own ReadAt, so the seeking adapter is used.
+type onlySeeker struct{ io.ReadSeeker }
+
+func TestReaderAtOverASeeker(t *testing.T) {
+	ra := blob.ReaderAt(onlySeeker{strings.NewReader("0123456789")})
+	buf := make([]byte, 3)
+	if n, err := ra.ReadAt(buf, 4); n != 3 || err != nil || string(buf) != "456" {
+		t.Fatalf("ReadAt(4) = %d %v %q", n, err, buf)
+	}
+	if n, err := ra.ReadAt(buf, 8); n != 2 || err != io.EOF || string(buf[:n]) != "89" {
+		t.Fatalf("short read at the end = %d %v %q", n, err, buf[:n])
+	}
+	if _, err := ra.ReadAt(buf, 20); err == nil {
+		t.Fatal("read past the end succeeded")
+	}
 }

@@ -44,6 +44,9 @@ type Config struct {
 	ObjectStoreSecretKey string
 	// ObjectStore is ObjectStoreURL parsed by Load; nil means files.
 	ObjectStore *ObjectStore
+	// ArtifactExpiryInterval is how often expired artifacts are deleted
+	// (0: never).
+	ArtifactExpiryInterval time.Duration
 }
 
 // Defaults returns the configuration before environment and flags.
@@ -57,6 +60,8 @@ func Defaults() Config {
 		ShutdownTimeout: 15 * time.Second,
 		ReadCacheTTL:    time.Second,
 		LongPoll:        50 * time.Second,
+		// GitLab's expiry cron runs every seven minutes.
+		ArtifactExpiryInterval: 7 * time.Minute,
 	}
 }
 
@@ -104,6 +109,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
 	envDur("GANTRY_LONG_POLL", &c.LongPoll)
+	envDur("GANTRY_ARTIFACT_EXPIRY_INTERVAL", &c.ArtifactExpiryInterval)
 	if len(errs) > 0 {
 		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
@@ -122,6 +128,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.StringVar(&c.RunnerRegistrationToken, "runner-registration-token", c.RunnerRegistrationToken, "enables legacy runner registration with this token (GANTRY_RUNNER_REGISTRATION_TOKEN)")
 	fs.StringVar(&c.ObjectStoreURL, "object-store-url", c.ObjectStoreURL, "s3://bucket[/prefix]?endpoint=host:port&region=…&insecure=true&path_style=true; empty keeps blobs under the data dir (GANTRY_OBJECT_STORE_URL; keys only from the environment)")
 	fs.DurationVar(&c.LongPoll, "long-poll", c.LongPoll, "how long an idle runner's job request is held (GANTRY_LONG_POLL)")
+	fs.DurationVar(&c.ArtifactExpiryInterval, "artifact-expiry-interval", c.ArtifactExpiryInterval, "how often expired artifacts are deleted; 0 never (GANTRY_ARTIFACT_EXPIRY_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return c, fs, err
 	}

@@ -171,13 +171,7 @@ func (a *API) handleEraseJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if a.blobs != nil {
-		for _, k := range keys {
-			if err := a.blobs.Delete(ctx, k); err != nil {
-				a.log.Warn("erase artifact blob", "key", k, "err", err)
-			}
-		}
-	}
+	a.deleteBlobs(ctx, keys)
 	if j, err = a.store.JobByID(ctx, pv.project.ID, j.ID); err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ var (
 	errForbidden        = errMessage(http.StatusForbidden, "403 Forbidden")
 	errProjectNotFound  = errMessage(http.StatusNotFound, "404 Project Not Found")
 	errRecordNotFound   = errMessage(http.StatusNotFound, "404 Not found")
+	errNotFound         = errMessage(http.StatusNotFound, "404 Not Found")
 	errJobNotFound      = errMessage(http.StatusNotFound, "404 Job Not Found")
 	errUserNotFound     = errMessage(http.StatusNotFound, "404 User Not Found")
 	errGroupNotFound    = errMessage(http.StatusNotFound, "404 Group Not Found")

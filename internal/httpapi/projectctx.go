@@ -20,6 +20,11 @@ type projectView struct {
 func (pv *projectView) canReadBuilds() bool   { return ci.CanReadBuilds(pv.project, pv.viewer) }
 func (pv *projectView) canUpdateBuilds() bool { return ci.CanUpdateBuilds(pv.project, pv.viewer) }
 
+func (pv *projectView) canAdminBuilds() bool { return ci.CanAdminBuilds(pv.project, pv.viewer) }
+
+// canDestroyArtifacts is GitLab's destroy_artifacts: maintainer and above.
+func (pv *projectView) canDestroyArtifacts() bool { return pv.canAdminBuilds() }
+
 // lookupProject resolves :id (numeric id or URL-encoded full path). Every
 // way of not finding or not seeing the project answers the same 404.
 func (a *API) lookupProject(ctx context.Context, raw string) (*ci.Project, error) {
@@ -145,4 +150,27 @@ func (a *API) canUpdateRef(r *http.Request, pv *projectView, ref string, tag boo
 		return errForbidden
 	}
 	return nil
+}
+
+// authorizedProject resolves a user (401), the named integer path parameters
+// (400), the project (404) and an ability on it (403): the start of most
+// project-level writes, in GitLab's order.
+func (a *API) authorizedProject(r *http.Request, can func(*projectView) bool, pathIDs ...string) (*projectView, error) {
+	ident, err := a.requireUser(r, authUser)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range pathIDs {
+		if _, _, err := pathID(r, name); err != nil {
+			return nil, err
+		}
+	}
+	pv, err := a.findProject(r, ident)
+	if err != nil {
+		return nil, err
+	}
+	if !can(pv) {
+		return nil, errForbidden
+	}
+	return pv, nil
 }

@@ -431,16 +431,9 @@ func (a *API) handleRunnerJobs(w http.ResponseWriter, r *http.Request) error {
 
 // GET /projects/:id/runners
 func (a *API) handleProjectRunners(w http.ResponseWriter, r *http.Request) error {
-	ident, err := a.requireUser(r, authUser)
+	pv, err := a.authorizedProject(r, (*projectView).canAdminBuilds)
 	if err != nil {
 		return err
-	}
-	pv, err := a.findProject(r, ident)
-	if err != nil {
-		return err
-	}
-	if !ci.CanAdminBuilds(pv.project, pv.viewer) {
-		return errForbidden
 	}
 	list, err := a.store.ListRunners(r.Context(), store.RunnerFilter{ProjectID: pv.project.ID, Limit: 10000})
 	if err != nil {

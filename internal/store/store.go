@@ -447,10 +447,35 @@ type ClaimNextParams struct {
 }
 
 // Artifacts holds artifact records (the bytes live in blob storage).
+//
+// "Locked" follows GitLab's keep-latest-artifact rule, judged per ref
+// (project, ref, tag) among top-level pipelines: a pipeline's artifacts are
+// locked while it is the ref's latest successful pipeline, or while no
+// newer pipeline of the ref has stopped (finished or blocked). Child
+// pipelines follow their parent. Locked artifacts are never deleted by
+// expiry or by the project-wide delete.
 type Artifacts interface {
+	// InsertArtifact stores a record; an archive also sets its job's
+	// artifacts_expire_at, as GitLab does on upload.
 	InsertArtifact(ctx context.Context, a ci.Artifact) (*ci.Artifact, error)
 	// ArtifactsByJobIDs returns each job's artifacts ordered by id.
 	ArtifactsByJobIDs(ctx context.Context, ids []int64) (map[int64][]*ci.Artifact, error)
+	// KeepArtifacts makes a job's artifacts never expire (the job's
+	// artifacts_expire_at and every record's expire_at become null).
+	KeepArtifacts(ctx context.Context, jobID int64) error
+	// DeleteJobArtifacts deletes a job's erasable records (all but the
+	// trace) and returns their blob keys.
+	DeleteJobArtifacts(ctx context.Context, jobID int64) ([]string, error)
+	// DeleteProjectArtifacts deletes the project's erasable records that
+	// are not locked and returns their blob keys.
+	DeleteProjectArtifacts(ctx context.Context, projectID int64) ([]string, error)
+	// DeleteExpiredArtifacts deletes up to limit records expired at now
+	// that are not locked and returns their blob keys.
+	DeleteExpiredArtifacts(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// LatestArtifactsJob finds the newest build named name, with an archive
+	// unexpired at now, in the latest successful pipeline of ref (or its
+	// child pipelines); ErrNotFound otherwise.
+	LatestArtifactsJob(ctx context.Context, projectID int64, ref, name string, now time.Time) (*ci.Job, error)
 }
 
 // Traces holds live job logs as chunks.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"gantry/internal/ci"
 )
@@ -14,6 +15,10 @@ func (db *DB) InsertArtifact(ctx context.Context, a ci.Artifact) (*ci.Artifact, 
 		a.ID, err = db.insertID(ctx, tx, `INSERT INTO artifacts (job_id, project_id, file_type, file_format, filename, size, blob_key, expire_at, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			a.JobID, a.ProjectID, a.FileType, a.FileFormat, a.Filename, a.Size, a.BlobKey, tmp(a.ExpireAt), tm(a.CreatedAt))
+		if err != nil || a.FileType != "archive" {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE jobs SET artifacts_expire_at = ? WHERE id = ?`), tmp(a.ExpireAt), a.JobID)
 		return err
 	})
 	if err != nil {
@@ -98,4 +103,78 @@ func (db *DB) ReadTrace(ctx context.Context, jobID int64) ([]byte, error) {
 		out = append(out, chunk...)
 	}
 	return out, rows.Err()
+}
+
+// unlockedPipeline holds for a pipeline p whose artifacts are not protected
+// by the keep-latest rule (see store.Artifacts). Child pipelines are judged
+// by their parent.
+const unlockedPipeline = `EXISTS (SELECT 1 FROM pipelines newer WHERE newer.project_id = p.project_id AND newer.ref = p.ref
+		AND newer.tag = p.tag AND newer.parent_id IS NULL AND newer.id > COALESCE(p.parent_id, p.id)
+		AND newer.status IN ('success', 'failed', 'canceled', 'skipped', 'manual', 'scheduled'))
+	AND NOT EXISTS (SELECT 1 FROM pipelines root WHERE root.id = COALESCE(p.parent_id, p.id) AND root.status = 'success'
+		AND NOT EXISTS (SELECT 1 FROM pipelines later WHERE later.project_id = root.project_id AND later.ref = root.ref
+			AND later.tag = root.tag AND later.parent_id IS NULL AND later.id > root.id AND later.status = 'success'))`
+
+// unlockedArtifacts selects the ids of artifacts a whose pipeline is unlocked;
+// callers append their own conditions on a.
+const unlockedArtifacts = `SELECT a.id FROM artifacts a JOIN jobs j ON j.id = a.job_id JOIN pipelines p ON p.id = j.pipeline_id
+	WHERE ` + unlockedPipeline
+
+func (db *DB) KeepArtifacts(ctx context.Context, jobID int64) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET artifacts_expire_at = NULL WHERE id = ?`), jobID)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return ci.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, db.q(`UPDATE artifacts SET expire_at = NULL WHERE job_id = ?`), jobID)
+		return err
+	})
+}
+
+func (db *DB) DeleteJobArtifacts(ctx context.Context, jobID int64) ([]string, error) {
+	return db.deleteArtifacts(ctx, `DELETE FROM artifacts WHERE job_id = ? AND file_type <> 'trace' RETURNING blob_key`, jobID)
+}
+
+func (db *DB) DeleteProjectArtifacts(ctx context.Context, projectID int64) ([]string, error) {
+	return db.deleteArtifacts(ctx, `DELETE FROM artifacts WHERE id IN (`+unlockedArtifacts+`
+		AND a.project_id = ? AND a.file_type <> 'trace') RETURNING blob_key`, projectID)
+}
+
+func (db *DB) DeleteExpiredArtifacts(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	return db.deleteArtifacts(ctx, `DELETE FROM artifacts WHERE id IN (`+unlockedArtifacts+`
+		AND a.expire_at IS NOT NULL AND a.expire_at <= ? ORDER BY a.expire_at LIMIT ?) RETURNING blob_key`, tm(now), limit)
+}
+
+// deleteArtifacts runs a DELETE … RETURNING blob_key and collects the keys.
+func (db *DB) deleteArtifacts(ctx context.Context, query string, args ...any) ([]string, error) {
+	var keys []string
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.q(query), args...)
+		keys, err = collect(rows, err, func(s scanner) (string, error) {
+			var k string
+			return k, s.Scan(&k)
+		})
+		return err
+	})
+	return keys, err
+}
+
+func (db *DB) LatestArtifactsJob(ctx context.Context, projectID int64, ref, name string, now time.Time) (*ci.Job, error) {
+	jobs, err := db.jobs(ctx, `SELECT `+jobCols+` FROM jobs WHERE project_id = ? AND kind = 'build' AND name = ?
+		AND pipeline_id IN (SELECT latest.id FROM pipelines latest WHERE latest.id = (SELECT max(id) FROM pipelines
+			WHERE project_id = ? AND ref = ? AND status = 'success' AND parent_id IS NULL)
+			UNION SELECT child.id FROM pipelines child WHERE child.parent_id = (SELECT max(id) FROM pipelines
+			WHERE project_id = ? AND ref = ? AND status = 'success' AND parent_id IS NULL))
+		AND EXISTS (SELECT 1 FROM artifacts a WHERE a.job_id = jobs.id AND a.file_type = 'archive' AND (a.expire_at IS NULL OR a.expire_at > ?))
+		ORDER BY id DESC LIMIT 1`, projectID, name, projectID, ref, projectID, ref, tm(now))
+	if err != nil {
+		return nil, err
+	}
+	if len(jobs) == 0 {
+		return nil, ci.ErrNotFound
+	}
+	return jobs[0], nil
 }

@@ -24,15 +24,18 @@ var extra = map[string]func(t *testing.T, st store.Store){}
 // Run exercises every store behaviour against stores from open.
 func Run(t *testing.T, open func(t testing.TB) store.Store) {
 	tests := map[string]func(t *testing.T, st store.Store){
-		"UsersAndTokens":       testUsersAndTokens,
-		"NamespacesProjects":   testNamespacesProjects,
-		"Access":               testAccess,
-		"JobsRoundTrip":        testJobsRoundTrip,
-		"JobFilters":           testJobFilters,
-		"Transitions":          testTransitions,
-		"ConcurrentTransition": testConcurrentTransition,
-		"Traces":               testTraces,
-		"ListProjects":         testListProjects,
+		"UsersAndTokens":         testUsersAndTokens,
+		"NamespacesProjects":     testNamespacesProjects,
+		"Access":                 testAccess,
+		"JobsRoundTrip":          testJobsRoundTrip,
+		"JobFilters":             testJobFilters,
+		"Transitions":            testTransitions,
+		"ConcurrentTransition":   testConcurrentTransition,
+		"Traces":                 testTraces,
+		"ListProjects":           testListProjects,
+		"ArtifactKeepAndDelete":  testArtifactKeepAndDelete,
+		"ArtifactLocksAndExpiry": testArtifactLocksAndExpiry,
+		"LatestArtifactsJob":     testLatestArtifactsJob,
 	}
 	for name, fn := range extra {
 		tests[name] = fn
