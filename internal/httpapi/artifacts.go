@@ -111,6 +111,10 @@ func (a *API) handleKeepArtifacts(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	// keep_job_artifacts is update_build: the job's ref must allow it too.
+	if err := a.canUpdateRef(r, pv, j.Ref, j.Tag); err != nil {
+		return err
+	}
 	ctx := r.Context()
 	art, err := a.archiveOf(ctx, j)
 	if err != nil {

@@ -43,6 +43,7 @@ func TestProtectedRefs(t *testing.T) {
 		expect(t, e.action("developer", js[ci.StatusPending], "cancel", ""), 403, forbidden)
 		expect(t, e.action("developer", js[ci.StatusManual], "play", ""), 403, forbidden)
 		expect(t, e.action("developer", js[ci.StatusSuccess], "erase", ""), 403, forbidden)
+		expect(t, e.action("developer", js[ci.StatusSuccess], "artifacts/keep", ""), 403, forbidden)
 		expect(t, e.action("maintainer", js[ci.StatusCanceled], "retry", ""), 201, "")
 
 		// Tags are maintainers' to see and manage; a tag pipeline's jobs follow create_access_level.
