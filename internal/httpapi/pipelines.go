@@ -434,9 +434,11 @@ func (a *API) handleDeletePipeline(w http.ResponseWriter, r *http.Request) error
 	if pv.viewer.Access < ci.Owner && !pv.ident.admin() {
 		return errForbidden
 	}
-	if err := a.store.DeletePipeline(r.Context(), pv.project.ID, pl.ID); err != nil {
+	keys, err := a.store.DeletePipeline(r.Context(), pv.project.ID, pl.ID)
+	if err != nil {
 		return err
 	}
+	a.deleteBlobs(r.Context(), keys)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

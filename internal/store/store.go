@@ -213,8 +213,10 @@ type Pipelines interface {
 	MarkPipelineForProcessing(ctx context.Context, pipelineID int64) error
 	ListPipelines(ctx context.Context, f PipelineFilter) ([]*ci.Pipeline, error)
 	CountPipelines(ctx context.Context, f PipelineFilter, limit int) (int, error)
-	// DeletePipeline removes a pipeline with its jobs (and child pipelines' links).
-	DeletePipeline(ctx context.Context, projectID, id int64) error
+	// DeletePipeline removes a pipeline with its jobs (and child pipelines'
+	// links). It returns the blob keys of the artifacts that went with it,
+	// for the caller to delete.
+	DeletePipeline(ctx context.Context, projectID, id int64) ([]string, error)
 	PipelineVariables(ctx context.Context, pipelineID int64) ([]Variable, error)
 	// GrantResources moves, per resource group of the project, the oldest
 	// waiting job to pending when no job of the group is active; it returns

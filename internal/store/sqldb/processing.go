@@ -226,8 +226,23 @@ func (db *DB) CountPipelines(ctx context.Context, f store.PipelineFilter, limit 
 	return n, err
 }
 
-func (db *DB) DeletePipeline(ctx context.Context, projectID, id int64) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+func (db *DB) DeletePipeline(ctx context.Context, projectID, id int64) ([]string, error) {
+	var keys []string
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT a.blob_key FROM artifacts a JOIN jobs j ON j.id = a.job_id
+			WHERE j.pipeline_id = ? AND j.project_id = ? ORDER BY a.id`), id, projectID)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			keys = append(keys, k)
+		}
+		rows.Close()
 		// Child pipelines keep existing; they lose their parent link.
 		if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET parent_id = NULL WHERE parent_id = ?`), id); err != nil {
 			return err
@@ -244,6 +259,10 @@ func (db *DB) DeletePipeline(ctx context.Context, projectID, id int64) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	return keys, nil
 }
 
 func (db *DB) PipelineVariables(ctx context.Context, pipelineID int64) ([]store.Variable, error) {

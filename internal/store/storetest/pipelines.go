@@ -123,10 +123,13 @@ func testPipelineListAndDelete(t *testing.T, st store.Store) {
 	if n := ok[int](t)(st.CountPipelines(ctx, store.PipelineFilter{ProjectID: p.ID, SHA: "smain"}, 100)); n != 2 {
 		t.Fatalf("count %d", n)
 	}
-	if err := st.DeletePipeline(ctx, p.ID, ids[0]); err != nil {
-		t.Fatal(err)
+	// Deleting a pipeline names the blobs of the artifacts it took along.
+	j := ok[*ci.Job](t)(st.InsertJob(ctx, ci.Job{ProjectID: p.ID, PipelineID: ids[0], Kind: ci.KindBuild, Name: "b", Stage: "s", Status: ci.StatusSuccess, Ref: "main", CreatedAt: t0}))
+	ok[*ci.Artifact](t)(st.InsertArtifact(ctx, ci.Artifact{JobID: j.ID, ProjectID: p.ID, FileType: "archive", FileFormat: "zip", Filename: "artifacts.zip", Size: 1, BlobKey: "blob/one", CreatedAt: t0}))
+	if keys, err := st.DeletePipeline(ctx, p.ID, ids[0]); err != nil || !slices.Equal(keys, []string{"blob/one"}) {
+		t.Fatalf("delete: %v %v", keys, err)
 	}
-	if err := st.DeletePipeline(ctx, p.ID, ids[0]); err == nil {
+	if _, err := st.DeletePipeline(ctx, p.ID, ids[0]); err == nil {
 		t.Fatal("second delete succeeded")
 	}
 	if got := list(store.PipelineFilter{}); slices.Contains(got, ids[0]) {
