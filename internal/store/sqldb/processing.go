@@ -12,6 +12,23 @@ import (
 	"gantry/internal/store"
 )
 
+// column reads a one-column result.
+func column[T any](rows *sql.Rows, err error) ([]T, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		var v T
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // wakePipeline records that a pipeline needs processing.
 const wakePipeline = `INSERT INTO pipeline_wakeups (pipeline_id) VALUES (?)`
 
@@ -150,20 +167,7 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 }
 
 func (db *DB) PipelinesNeedingProcessing(ctx context.Context, limit int) ([]int64, error) {
-	rows, err := db.query(ctx, `SELECT DISTINCT pipeline_id FROM pipeline_wakeups ORDER BY pipeline_id LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return column[int64](db.query(ctx, `SELECT DISTINCT pipeline_id FROM pipeline_wakeups ORDER BY pipeline_id LIMIT ?`, limit))
 }
 
 func (db *DB) MarkPipelineForProcessing(ctx context.Context, pipelineID int64) error {
@@ -229,20 +233,11 @@ func (db *DB) CountPipelines(ctx context.Context, f store.PipelineFilter, limit 
 func (db *DB) DeletePipeline(ctx context.Context, projectID, id int64) ([]string, error) {
 	var keys []string
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT a.blob_key FROM artifacts a JOIN jobs j ON j.id = a.job_id
-			WHERE j.pipeline_id = ? AND j.project_id = ? ORDER BY a.id`), id, projectID)
-		if err != nil {
+		var err error
+		if keys, err = column[string](tx.QueryContext(ctx, db.q(`SELECT a.blob_key FROM artifacts a JOIN jobs j ON j.id = a.job_id
+			WHERE j.pipeline_id = ? AND j.project_id = ? ORDER BY a.id`), id, projectID)); err != nil {
 			return err
 		}
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				rows.Close()
-				return err
-			}
-			keys = append(keys, k)
-		}
-		rows.Close()
 		// Child pipelines keep existing; they lose their parent link.
 		if _, err := tx.ExecContext(ctx, db.q(`UPDATE pipelines SET parent_id = NULL WHERE parent_id = ?`), id); err != nil {
 			return err
@@ -423,36 +418,18 @@ func (db *DB) CancelPipeline(ctx context.Context, pipelineID int64, now time.Tim
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		ids := []int64{pipelineID}
 		for i := 0; i < len(ids) && i < 1000; i++ {
-			rows, err := tx.QueryContext(ctx, db.q(`SELECT id FROM pipelines WHERE parent_id = ?`), ids[i])
+			children, err := column[int64](tx.QueryContext(ctx, db.q(`SELECT id FROM pipelines WHERE parent_id = ?`), ids[i]))
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				ids = append(ids, id)
-			}
-			rows.Close()
+			ids = append(ids, children...)
 		}
 		for _, pid := range ids {
-			rows, err := tx.QueryContext(ctx, db.q(`SELECT id FROM jobs WHERE pipeline_id = ? AND retried = FALSE AND status IN
-				('created','waiting_for_resource','preparing','waiting_for_callback','pending','running','manual','scheduled')`), pid)
+			jobIDs, err := column[int64](tx.QueryContext(ctx, db.q(`SELECT id FROM jobs WHERE pipeline_id = ? AND retried = FALSE AND status IN
+				('created','waiting_for_resource','preparing','waiting_for_callback','pending','running','manual','scheduled')`), pid))
 			if err != nil {
 				return err
 			}
-			var jobIDs []int64
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				jobIDs = append(jobIDs, id)
-			}
-			rows.Close()
 			for _, id := range jobIDs {
 				// A running job is asked to stop (canceling), so its runner runs
 				// after_script and confirms; the watchdog bounds the wait.
