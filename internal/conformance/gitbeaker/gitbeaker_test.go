@@ -5,21 +5,19 @@
 package gitbeaker_test
 
 import (
-	"path/filepath"
 	"testing"
 
 	"gantry/internal/conformance/scriptrun"
 )
 
 func TestGitbeakerConformance(t *testing.T) {
-	script := scriptrun.RepoPath(t, "conformance", "gitbeaker", "jobs_conformance.mjs")
-	env := scriptrun.CleanEnv("NODE_OPTIONS", "NODE_PATH", "GITLAB_*", "CI_*")
-	pkg := filepath.Join(filepath.Dir(script), "node_modules", "@gitbeaker", "rest", "package.json")
-	version, err := scriptrun.Probe(env, "node", "-p", "require(process.argv[1]).version", pkg)
-	if err == nil && version != "43.8.0" {
-		t.Fatalf("@gitbeaker/rest %s is installed, want the lockfile's 43.8.0 (run npm ci in conformance/gitbeaker)", version)
-	}
-	scriptrun.Require(t, err, "node or @gitbeaker/rest is missing; install node (>= 18.20) and run `npm ci` in conformance/gitbeaker (scripts/test does)")
-	t.Logf("@gitbeaker/rest %s", version)
-	scriptrun.Run(t, scriptrun.Script{Client: "gitbeaker", Path: script, Command: []string{"node", script}, Env: env})
+	scriptrun.Test(t, scriptrun.Harness{
+		Client: "gitbeaker", Interpreter: "node",
+		Env:    scriptrun.CleanEnv("NODE_OPTIONS", "NODE_PATH", "GITLAB_*", "CI_*"),
+		Script: []string{"conformance", "gitbeaker", "jobs_conformance.mjs"},
+		// The probe gets the script's directory as its argument.
+		Probe:   []string{"-p", "require(require('path').join(process.argv[1], 'node_modules/@gitbeaker/rest/package.json')).version"},
+		Want:    "43.8.0",
+		Missing: "node or @gitbeaker/rest 43.8.0 is missing; install node (>= 18.20) and run `npm ci` in conformance/gitbeaker (scripts/test does)",
+	})
 }

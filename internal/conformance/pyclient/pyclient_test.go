@@ -9,23 +9,17 @@ import (
 	"gantry/internal/conformance/scriptrun"
 )
 
-// debianPython is the only interpreter that can import python-gitlab here;
-// the python3 first on PATH (pyenv) cannot see Debian's dist-packages.
-const debianPython = "/usr/bin/python3"
-
 func TestPythonGitlabConformance(t *testing.T) {
-	env := pythonEnv()
-	version, err := scriptrun.Probe(env, debianPython, "-c", "import gitlab, requests; print(gitlab.__version__)")
-	scriptrun.Require(t, err, "python-gitlab is not importable by "+debianPython+
-		"; install Debian's python3-gitlab and gitlab-cli (apt-get install -y python3-gitlab gitlab-cli)")
-	t.Logf("python-gitlab %s under %s", version, debianPython)
-	script := scriptrun.RepoPath(t, "conformance", "python", "jobs_conformance.py")
-	scriptrun.Run(t, scriptrun.Script{Client: "python-gitlab", Path: script, Command: []string{debianPython, script}, Env: env})
-}
-
-// pythonEnv is the test's environment without anything that could make
-// Debian's interpreter load foreign packages or python-gitlab read a config.
-func pythonEnv() []string {
-	env := scriptrun.CleanEnv("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHON_GITLAB_CFG", "GITLAB_*", "CI_*")
-	return append(env, "PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8")
+	// Debian's interpreter is the only one that can import python-gitlab
+	// here; the python3 first on PATH (pyenv) cannot see dist-packages.
+	// The environment drops anything that could make it load foreign
+	// packages or python-gitlab read a config.
+	env := append(scriptrun.CleanEnv("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHON_GITLAB_CFG", "GITLAB_*", "CI_*"),
+		"PYTHONUNBUFFERED=1", "PYTHONDONTWRITEBYTECODE=1", "PYTHONIOENCODING=utf-8")
+	scriptrun.Test(t, scriptrun.Harness{
+		Client: "python-gitlab", Interpreter: "/usr/bin/python3", Env: env,
+		Script:  []string{"conformance", "python", "jobs_conformance.py"},
+		Probe:   []string{"-c", "import gitlab, requests; print(gitlab.__version__)"},
+		Missing: "python-gitlab is not importable by /usr/bin/python3; install Debian's python3-gitlab and gitlab-cli (apt-get install -y python3-gitlab gitlab-cli)",
+	})
 }

@@ -113,6 +113,37 @@ func Probe(env []string, name string, args ...string) (string, error) {
 	return s, err
 }
 
+// Harness is a script harness run by an interpreter, and how to tell that
+// its client is installed.
+type Harness struct {
+	Client      string   // name in the CONFORMANCE line
+	Interpreter string   // program that runs Script
+	Script      []string // the script's path in the repository, by parts
+	Env         []string // the whole environment of the probe and the script
+	// Probe is the interpreter's arguments for a command that fails when
+	// the client is missing and prints its version otherwise. The script's
+	// directory is appended as the last argument.
+	Probe []string
+	// Want, if set, is the version the probe must print.
+	Want string
+	// Missing says what is missing and how to install it.
+	Missing string
+}
+
+// Test skips (or, with GANTRY_TEST_REQUIRE_CLIENTS=1, fails) when the
+// client is missing, and otherwise runs the harness once per backend.
+func Test(t *testing.T, h Harness) {
+	t.Helper()
+	script := RepoPath(t, h.Script...)
+	version, err := Probe(h.Env, h.Interpreter, append(append([]string{}, h.Probe...), filepath.Dir(script))...)
+	if err == nil && h.Want != "" && version != h.Want {
+		err = fmt.Errorf("found version %s, want %s", version, h.Want)
+	}
+	Require(t, err, h.Missing)
+	t.Logf("%s %s under %s", h.Client, version, h.Interpreter)
+	Run(t, Script{Client: h.Client, Path: script, Command: []string{h.Interpreter, script}, Env: h.Env})
+}
+
 // Run starts a seeded server per backend and runs the script against it.
 func Run(t *testing.T, s Script) {
 	for _, b := range testenv.Backends(t) {
