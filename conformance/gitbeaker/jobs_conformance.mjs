@@ -296,6 +296,22 @@ class Harness {
     expectEq(bridges[0].pipeline?.id, this.pipelineId, 'pipeline.id');
   }
 
+  async checkBridgesScope() {
+    const ok = await this.api.Jobs.allPipelineBridges(this.pid, this.pipelineId, { scope: ['success', 'failed'] });
+    expectEq(ok.map((b) => b.id), [this.fx.bridge_id], 'bridge ids with scope[]=success&scope[]=failed');
+    const none = await this.api.Jobs.allPipelineBridges(this.pid, this.pipelineId, { scope: 'failed' });
+    expectEq(none, [], 'bridges with scope=failed');
+  }
+
+  async checkKeysetByPath() {
+    const pages = Math.ceil(this.allIds.length / 4);
+    startWire(pages + 2);
+    const jobs = await this.api.Jobs.all(this.path, { pagination: 'keyset', orderBy: 'id', sort: 'desc', perPage: 4 });
+    expectEq(jobs.map((j) => j.id), this.allIds, `keyset ids via ${this.path}`);
+    const want = `/api/v4/projects/${encodeURIComponent(this.path)}/jobs`;
+    expect(wire.requests.every((r) => new URL(r.url).pathname === want), `requests left ${want}: ${show(wire.requests.map((r) => r.url))}`);
+  }
+
   async checkBridgesTotals() {
     const { data, paginationInfo: pi } = await this.api.Jobs.allPipelineBridges(this.pid, this.pipelineId, { showExpanded: true });
     expectEq(data.map((b) => b.id), [this.fx.bridge_id], 'bridge ids');
@@ -436,6 +452,27 @@ class Harness {
     expectEq([j.id, j.status], [id, 'canceling'], '(id, status)');
   }
 
+  async checkForceCancelDeveloper() {
+    // force (a JSON boolean in gitbeaker's body) is for maintainers only.
+    startWire();
+    const e = await expectError(() => this.api.Jobs.cancel(this.pid, this.byStatus.canceling, { force: true }), 403);
+    expectEq(e.cause.description, '403 Forbidden', 'message');
+  }
+
+  async checkForceCancelMaintainer() {
+    const api = this.client({ token: this.fx.tokens.maintainer });
+    const id = this.byStatus.canceling;
+    const j = await api.Jobs.cancel(this.pid, id, { force: true });
+    expectEq([j.id, j.status], [id, 'canceled'], '(id, status) after force cancel of a canceling job');
+  }
+
+  async checkEraseOthersJob() {
+    // bob is a developer but the job is alice's: only maintainers erase others' jobs.
+    const api = this.client({ token: this.fx.tokens.developer2 });
+    const e = await expectError(() => api.Jobs.erase(this.pid, this.byStatus.failed), 403);
+    expectEq(e.cause.description, '403 Forbidden', 'message');
+  }
+
   async checkCancelFinished() {
     // Cancel is idempotent on a finished job: 201 with the job unchanged.
     const id = this.byStatus.success;
@@ -524,6 +561,8 @@ class Harness {
     ['pipeline_jobs_missing_pipeline_404', 'checkPipelineMissing'],
     ['pipeline_bridges', 'checkBridges'],
     ['pipeline_bridges_totals', 'checkBridgesTotals'],
+    ['pipeline_bridges_scope', 'checkBridgesScope'],
+    ['project_jobs_keyset_by_path', 'checkKeysetByPath'],
     ['show_job', 'checkShow'],
     ['show_job_success_artifacts', 'checkShowSuccess'],
     ['show_job_camelize', 'checkShowCamelize'],
@@ -542,6 +581,9 @@ class Harness {
     ['cancel_pending', 'checkCancelPending'],
     ['cancel_running', 'checkCancelRunning'],
     ['cancel_finished_unchanged', 'checkCancelFinished'],
+    ['cancel_force_developer_403', 'checkForceCancelDeveloper'],
+    ['cancel_force_maintainer', 'checkForceCancelMaintainer'],
+    ['erase_others_job_403', 'checkEraseOthersJob'],
     ['cancel_read_api_token_403', 'checkActionsReadOnlyToken'],
     ['retry_failed', 'checkRetry'],
     ['retry_skipped_403', 'checkRetryNotRetryable'],

@@ -91,6 +91,7 @@ class Harness
     %w[project_jobs_scope_invalid_400 check_scope_invalid],
     %w[project_jobs_keyset check_keyset],
     %w[project_jobs_by_path check_by_path],
+    %w[project_jobs_by_path_paginated check_by_path_paginated],
     %w[bearer_header_for_long_token check_bearer_header],
     %w[short_token_private_token_401 check_short_token],
     %w[bad_bearer_token_401 check_bad_bearer],
@@ -275,6 +276,21 @@ class Harness
     want_path = "/api/v4/projects/#{@path.gsub('/', '%2F')}/jobs"
     expect_eq(URI.parse(Wire.requests.first.uri).path, want_path, 'path sent')
     expect_eq(ids, @all_ids, "ids via #{@path}")
+  end
+
+  def check_by_path_paginated
+    # The gem follows Link URLs verbatim (less its endpoint path): the
+    # project segment must stay encoded in them.
+    pages = (@all_ids.size / 4.0).ceil
+    Wire.start(pages + 1)
+    ids = @gl.jobs(@path, per_page: 4).auto_paginate.map(&:id)
+    expect_eq(ids, @all_ids, "ids via #{@path}, per_page 4")
+    want_path = "/api/v4/projects/#{@path.gsub('/', '%2F')}/jobs"
+    expect(Wire.requests.all? { |r| URI.parse(r.uri).path == want_path }, "requests left #{want_path}: #{Wire.requests.map(&:uri)}")
+    Wire.start(pages + 2)
+    pl = @gl.pipeline_jobs(@path, @pipeline_id, per_page: 4)
+    expect_eq(pl.auto_paginate.map(&:id), @pipeline_latest, "pipeline job ids via #{@path}, per_page 4")
+    expect_eq(pl.last_page.map(&:id), @pipeline_latest.drop(((@pipeline_latest.size - 1) / 4) * 4), 'last_page via path')
   end
 
   def check_bearer_header
