@@ -38,16 +38,7 @@ type badCase struct {
 func TestBadInputMatrix(t *testing.T) {
 	for _, b := range testenv.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			st := b.Open(t)
-			fx := testenv.Seed(t, st)
-			cfg := config.Defaults()
-			cfg.DataDir, cfg.ExternalURL = t.TempDir(), "http://127.0.0.1"
-			a, err := app.New(context.Background(), cfg, app.Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(a.Handler())
-			t.Cleanup(srv.Close)
+			a, fx, srv := seededApp(t, b)
 			cases := badInputCases(a.API.RoutePatterns(), fx)
 			failures := 0
 			for _, c := range cases {
@@ -64,6 +55,23 @@ func TestBadInputMatrix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seededApp serves the whole application (every route, the runner
+// protocol's included) on the seeded fixture.
+func seededApp(t *testing.T, b testenv.Backend) (*app.App, *testenv.Fixture, *httptest.Server) {
+	t.Helper()
+	st := b.Open(t)
+	fx := testenv.Seed(t, st)
+	cfg := config.Defaults()
+	cfg.DataDir, cfg.ExternalURL = t.TempDir(), "http://127.0.0.1"
+	a, err := app.New(context.Background(), cfg, app.Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return a, fx, srv
 }
 
 func runBadCase(base string, c badCase) string {
