@@ -14,6 +14,7 @@ import (
 
 	"gantry/internal/blob"
 	"gantry/internal/githost"
+	"gantry/internal/joblog"
 	"gantry/internal/pipeline"
 	"gantry/internal/store"
 )
@@ -43,6 +44,8 @@ type API struct {
 	mounts    []func(r Router)
 	blobs     blob.Store
 	onLogRead func(jobID int64)
+	logs      *joblog.Reader
+	logHub    *joblog.Hub
 }
 
 // Deps are the API's collaborators.
@@ -59,8 +62,11 @@ type Deps struct {
 	Mount []func(r Router)
 	// OnLogRead is told when someone reads a running job's log.
 	OnLogRead func(jobID int64)
-	// Blobs holds artifacts (erase deletes them).
+	// Blobs holds artifacts (erase deletes them) and archived logs.
 	Blobs blob.Store
+	// LogHub announces log appends and job ends to live followers; nil
+	// makes followers rely on polling alone.
+	LogHub *joblog.Hub
 }
 
 // New builds the API.
@@ -72,7 +78,11 @@ func New(cfg Config, d Deps) *API {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs}
+	if d.LogHub == nil {
+		d.LogHub = joblog.NewHub()
+	}
+	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs,
+		logs: &joblog.Reader{Store: d.Store, Blobs: d.Blobs}, logHub: d.LogHub}
 }
 
 // handlerFunc is a handler that returns its error for writeError.

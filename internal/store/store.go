@@ -438,9 +438,9 @@ type Traces interface {
 	// DeleteArchivedTraceChunks deletes a job's chunks, but only once an
 	// archive of the log's full length is recorded; it returns how many.
 	DeleteArchivedTraceChunks(ctx context.Context, jobID int64) (int64, error)
-	// UnarchivedTraces lists up to limit jobs that no longer execute but
-	// whose log is still in chunks, id ascending.
-	UnarchivedTraces(ctx context.Context, limit int) ([]UnarchivedTrace, error)
+	// UnarchivedTraces lists up to limit jobs with ids above afterID that
+	// no longer execute but whose log is still in chunks, id ascending.
+	UnarchivedTraces(ctx context.Context, afterID int64, limit int) ([]UnarchivedTrace, error)
 }
 
 // TraceChunk is one appended piece of a live log.

@@ -97,12 +97,12 @@ func (db *DB) DeleteArchivedTraceChunks(ctx context.Context, jobID int64) (int64
 	return r.RowsAffected()
 }
 
-func (db *DB) UnarchivedTraces(ctx context.Context, limit int) ([]store.UnarchivedTrace, error) {
+func (db *DB) UnarchivedTraces(ctx context.Context, afterID int64, limit int) ([]store.UnarchivedTrace, error) {
 	// Only live logs have chunks, so the DISTINCT stays small however
 	// many jobs there are.
 	rows, err := db.query(ctx, `SELECT id, project_id, trace_size FROM jobs
-		WHERE id IN (SELECT DISTINCT job_id FROM trace_chunks) AND status NOT IN ('running', 'canceling')
-		ORDER BY id LIMIT ?`, limit)
+		WHERE id IN (SELECT DISTINCT job_id FROM trace_chunks WHERE job_id > ?) AND status NOT IN ('running', 'canceling')
+		ORDER BY id LIMIT ?`, afterID, limit)
 	if err != nil {
 		return nil, err
 	}

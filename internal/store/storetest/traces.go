@@ -53,13 +53,16 @@ func testTraceArchive(t *testing.T, st store.Store) {
 		t.Fatalf("chunk data %q", cs[0].Data)
 	}
 
-	if u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, 10)); len(u) != 0 {
+	if u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, 0, 10)); len(u) != 0 {
 		t.Fatalf("running jobs listed as unarchived: %v", u)
 	}
 	ok[*ci.Job](t)(st.TransitionJob(ctx, store.TransitionParams{JobID: j.ID, From: ci.StatusRunning, To: ci.StatusSuccess, Now: t0}))
-	u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, 10))
+	u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, 0, 10))
 	if len(u) != 1 || u[0] != (store.UnarchivedTrace{JobID: j.ID, ProjectID: p.ID, Size: 8}) {
 		t.Fatalf("unarchived %v", u)
+	}
+	if u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, j.ID, 10)); len(u) != 0 {
+		t.Fatalf("unarchived after job %d: %v", j.ID, u)
 	}
 	if n := ok[int64](t)(st.DeleteArchivedTraceChunks(ctx, j.ID)); n != 0 {
 		t.Fatalf("chunks deleted before the archive was recorded: %d", n)
@@ -98,7 +101,7 @@ func testTraceArchive(t *testing.T, st store.Store) {
 	if n := ok[int64](t)(st.TraceSize(ctx, j.ID)); n != 8 {
 		t.Fatalf("size after archiving %d", n)
 	}
-	if u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, 10)); len(u) != 0 {
+	if u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, 0, 10)); len(u) != 0 {
 		t.Fatalf("unarchived after archiving %v", u)
 	}
 	if b := ok[[]byte](t)(st.ReadTrace(ctx, other.ID)); string(b) != "other" {
