@@ -35,14 +35,23 @@ type node struct {
 // a loopback port against the backend's store.
 func startNode(t *testing.T, b testenv.Backend) *node {
 	t.Helper()
-	st := b.Open(t)
+	n, stop := startNodeAt(t, b.Open(t), t.TempDir())
+	t.Cleanup(stop)
+	return n
+}
+
+// startNodeAt runs a node on st with its files under dataDir; stop ends
+// it as a killed process would leave things: nothing is flushed or
+// finished, the store is closed.
+func startNodeAt(t *testing.T, st store.Store, dataDir string) (*node, func()) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := "http://" + l.Addr().String()
 	cfg := config.Defaults()
-	cfg.DataDir, cfg.ExternalURL, cfg.InitialRootToken, cfg.Listen = t.TempDir(), base, rootToken, l.Addr().String()
+	cfg.DataDir, cfg.ExternalURL, cfg.InitialRootToken, cfg.Listen = dataDir, base, rootToken, l.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, app.Options{Store: st})
 	if err != nil {
@@ -54,12 +63,13 @@ func startNode(t *testing.T, b testenv.Backend) *node {
 	a.Start(ctx)
 	srv := &http.Server{Handler: a.Handler()}
 	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() {
+	return &node{t: t, app: a, base: base}, func() {
 		cancel()
 		srv.Close()
 		a.Pipelines.Stop()
-	})
-	return &node{t: t, app: a, base: base}
+		a.LogArchiver.Stop()
+		st.Close()
+	}
 }
 
 func (n *node) api(method, path string, body any, out any) int {

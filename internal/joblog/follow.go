@@ -47,6 +47,13 @@ func (h *Hub) Subscribe(jobID int64) (<-chan struct{}, func()) {
 	}
 }
 
+// Followers counts the streams following the job's log.
+func (h *Hub) Followers(jobID int64) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.followers[jobID])
+}
+
 // Publish wakes the job's followers; it never blocks.
 func (h *Hub) Publish(jobID int64) {
 	h.mu.Lock()
