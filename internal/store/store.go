@@ -427,7 +427,8 @@ type Traces interface {
 	// TraceSize is the stored log length.
 	TraceSize(ctx context.Context, jobID int64) (int64, error)
 	// TraceChunks returns, in order, at most max chunks holding bytes of
-	// [from, to): the chunk containing from, then the ones after it.
+	// [from, to): the last chunk starting at or before from (it holds from
+	// unless from is past the log's end), then the ones after it.
 	TraceChunks(ctx context.Context, jobID int64, from, to int64, max int) ([]TraceChunk, error)
 	// TraceArchiveOf returns the job's archived log record, or ErrNotFound.
 	TraceArchiveOf(ctx context.Context, jobID int64) (*TraceArchive, error)
