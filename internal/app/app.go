@@ -24,6 +24,7 @@ import (
 	"gantry/internal/expiry"
 	"gantry/internal/githost"
 	"gantry/internal/httpapi"
+	"gantry/internal/joblog"
 	"gantry/internal/pipeline"
 	"gantry/internal/runnerapi"
 	"gantry/internal/store"
@@ -48,7 +49,11 @@ type App struct {
 	Runners   *runnerapi.API
 	Blobs     blob.Store
 	// Expiry deletes expired artifacts in the background.
-	Expiry   *expiry.Worker
+	Expiry *expiry.Worker
+	// LogArchiver moves ended jobs' logs from chunks into blobs.
+	LogArchiver *joblog.Archiver
+	// LogHub wakes live log followers.
+	LogHub   *joblog.Hub
 	watchdog *runnerapi.Watchdog
 	log      *slog.Logger
 	reg      *prometheus.Registry
@@ -131,14 +136,22 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
 		LongPoll: cfg.LongPoll}, st, blobs, pipes, opt.Logger, opt.Now)
 	pipes.OnJobsPending = runners.JobsPending
+	logHub := joblog.NewHub()
+	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now}
+	runners.OnTrace = logHub.Publish
+	runners.OnJobFinished = func(jobID int64) {
+		logHub.Publish(jobID)
+		archiver.Wake()
+	}
 	clusterAgents := &agents.Service{Store: st, Files: repos, Log: opt.Logger}
 	pipes.OnDefaultBranchMoved = clusterAgents.RefreshProject
 	api := httpapi.New(httpapi.Config{
 		ExternalURL: cfg.ExternalURL, Version: Version, Revision: Revision, ArchiveBuildsOlderThan: cfg.ArchiveBuildsOlderThan,
 	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
-		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents})
+		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub})
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
-		Expiry:   expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
+		Expiry:      expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
+		LogArchiver: archiver, LogHub: logHub,
 		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
@@ -147,6 +160,7 @@ func (a *App) Start(ctx context.Context) {
 	a.Pipelines.Start(ctx)
 	a.watchdog.Start(ctx)
 	a.Expiry.Start(ctx)
+	a.LogArchiver.Start(ctx)
 }
 
 type pusherKey struct{}
@@ -236,6 +250,9 @@ func writeStatus(w http.ResponseWriter, code int, body string) {
 
 // Serve runs the HTTP server on l until ctx ends, then shuts down gracefully.
 func (a *App) Serve(ctx context.Context, srv *http.Server, serve func() error) error {
+	// Shutdown waits for handlers to return; live log streams return
+	// when the hub closes.
+	srv.RegisterOnShutdown(a.LogHub.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
 	select {
@@ -260,5 +277,7 @@ func (a *App) Close() error {
 	a.Pipelines.Stop()
 	a.watchdog.Stop()
 	a.Expiry.Stop()
+	a.LogArchiver.Stop()
+	a.LogHub.Close()
 	return a.Store.Close()
 }

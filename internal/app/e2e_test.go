@@ -45,8 +45,23 @@ func startNodeWith(t *testing.T, b testenv.Backend, configure func(*config.Confi
 }
 
 // serveNode is startNode on a given store, with options and configuration
-// changes (the store in opt is replaced by st).
+// changes (the store in opt is replaced by st), stopped when the test ends.
 func serveNode(t *testing.T, st store.Store, opt app.Options, configure func(*config.Config)) *node {
+	t.Helper()
+	n, stop := launchNode(t, st, t.TempDir(), opt, configure)
+	t.Cleanup(stop)
+	return n
+}
+
+// startNodeAt runs a node on st with its files under dataDir; stop ends
+// it as a killed process would leave things: nothing is flushed or
+// finished, the store is closed.
+func startNodeAt(t *testing.T, st store.Store, dataDir string) (*node, func()) {
+	t.Helper()
+	return launchNode(t, st, dataDir, app.Options{}, func(*config.Config) {})
+}
+
+func launchNode(t *testing.T, st store.Store, dataDir string, opt app.Options, configure func(*config.Config)) (*node, func()) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,7 +69,7 @@ func serveNode(t *testing.T, st store.Store, opt app.Options, configure func(*co
 	}
 	base := "http://" + l.Addr().String()
 	cfg := config.Defaults()
-	cfg.DataDir, cfg.ExternalURL, cfg.InitialRootToken, cfg.Listen = t.TempDir(), base, rootToken, l.Addr().String()
+	cfg.DataDir, cfg.ExternalURL, cfg.InitialRootToken, cfg.Listen = dataDir, base, rootToken, l.Addr().String()
 	configure(&cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	opt.Store = st
@@ -68,13 +83,14 @@ func serveNode(t *testing.T, st store.Store, opt app.Options, configure func(*co
 	a.Start(ctx)
 	srv := &http.Server{Handler: a.Handler()}
 	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() {
+	return &node{t: t, app: a, base: base}, func() {
 		cancel()
 		srv.Close()
 		a.Pipelines.Stop()
 		a.Expiry.Stop()
-	})
-	return &node{t: t, app: a, base: base}
+		a.LogArchiver.Stop()
+		st.Close()
+	}
 }
 
 func (n *node) api(method, path string, body any, out any) int {

@@ -15,6 +15,7 @@ import (
 
 	"gantry/internal/blob"
 	"gantry/internal/githost"
+	"gantry/internal/joblog"
 	"gantry/internal/pipeline"
 	"gantry/internal/store"
 )
@@ -45,6 +46,8 @@ type API struct {
 	blobs     blob.Store
 	onLogRead func(jobID int64)
 	agents    *agents.Service
+	logs      *joblog.Reader
+	logHub    *joblog.Hub
 }
 
 // Deps are the API's collaborators.
@@ -61,10 +64,13 @@ type Deps struct {
 	Mount []func(r Router)
 	// OnLogRead is told when someone reads a running job's log.
 	OnLogRead func(jobID int64)
-	// Blobs holds artifacts (erase deletes them).
+	// Blobs holds artifacts (erase deletes them) and archived logs.
 	Blobs blob.Store
 	// Agents keeps cluster agents' CI access (allowed_agents).
 	Agents *agents.Service
+	// LogHub announces log appends and job ends to live followers; nil
+	// makes followers rely on polling alone.
+	LogHub *joblog.Hub
 }
 
 // New builds the API.
@@ -76,7 +82,11 @@ func New(cfg Config, d Deps) *API {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs, agents: d.Agents}
+	if d.LogHub == nil {
+		d.LogHub = joblog.NewHub()
+	}
+	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs,
+		agents: d.Agents, logs: &joblog.Reader{Store: d.Store, Blobs: d.Blobs}, logHub: d.LogHub}
 }
 
 // handlerFunc is a handler that returns its error for writeError.

@@ -106,6 +106,7 @@ func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.jobFinished(job.ID)
 	if a.pipelines != nil {
 		a.pipelines.Enqueue(finished.PipelineID)
 	}

@@ -57,6 +57,8 @@ type API struct {
 
 	// OnTrace, when set, is told about every appended log chunk.
 	OnTrace func(jobID int64)
+	// OnJobFinished, when set, is told about every job this API ended.
+	OnJobFinished func(jobID int64)
 }
 
 // New builds the runner API.

@@ -75,6 +75,7 @@ func (wd *Watchdog) Sweep(ctx context.Context) int {
 		for _, j := range stale {
 			if _, err := a.store.FinishJob(ctx, finishParams(j.ID, ci.StatusCanceled, "", nil, nil, now)); err == nil {
 				n++
+				a.jobFinished(j.ID)
 				if a.pipelines != nil {
 					a.pipelines.Enqueue(j.PipelineID)
 				}
@@ -90,6 +91,7 @@ func (wd *Watchdog) Sweep(ctx context.Context) int {
 			continue
 		}
 		n++
+		a.jobFinished(j.ID)
 		if a.pipelines != nil {
 			a.pipelines.Enqueue(j.PipelineID)
 		}

@@ -480,13 +480,50 @@ type Artifacts interface {
 	LatestArtifactsJob(ctx context.Context, projectID int64, ref, name string, now time.Time) (*ci.Job, error)
 }
 
-// Traces holds live job logs as chunks.
+// Traces holds live job logs as chunks, and the records of logs archived
+// into one blob each once their job ended.
 type Traces interface {
 	// AppendTrace stores data at offset; ErrConflict if offset is not the
-	// current length. Returns the new length.
+	// current length or the log is already archived. Returns the new length.
 	AppendTrace(ctx context.Context, jobID int64, offset int64, data []byte) (int64, error)
 	// ReadTrace returns the whole live log (nil when there is none).
 	ReadTrace(ctx context.Context, jobID int64) ([]byte, error)
 	// TraceSize is the stored log length.
 	TraceSize(ctx context.Context, jobID int64) (int64, error)
+	// TraceChunks returns, in order, at most max chunks holding bytes of
+	// [from, to): the last chunk starting at or before from (it holds from
+	// unless from is past the log's end), then the ones after it.
+	TraceChunks(ctx context.Context, jobID int64, from, to int64, max int) ([]TraceChunk, error)
+	// TraceArchiveOf returns the job's archived log record, or ErrNotFound.
+	TraceArchiveOf(ctx context.Context, jobID int64) (*TraceArchive, error)
+	// RecordTraceArchive adds the job's trace artifact row unless it has
+	// one already (then it reports false). ErrConflict if the log's length
+	// is no longer a.Size.
+	RecordTraceArchive(ctx context.Context, a TraceArchive) (bool, error)
+	// DeleteArchivedTraceChunks deletes a job's chunks, but only once an
+	// archive of the log's full length is recorded; it returns how many.
+	DeleteArchivedTraceChunks(ctx context.Context, jobID int64) (int64, error)
+	// UnarchivedTraces lists up to limit jobs with ids above afterID that
+	// no longer execute but whose log is still in chunks, id ascending.
+	UnarchivedTraces(ctx context.Context, afterID int64, limit int) ([]UnarchivedTrace, error)
+}
+
+// TraceChunk is one appended piece of a live log.
+type TraceChunk struct {
+	Start int64
+	Data  []byte
+}
+
+// TraceArchive is a log archived into one blob: its trace artifact row.
+type TraceArchive struct {
+	JobID, ProjectID int64
+	BlobKey          string
+	Size             int64
+	SHA256           string // hex
+	CreatedAt        time.Time
+}
+
+// UnarchivedTrace is a job that ended with its log still in chunks.
+type UnarchivedTrace struct {
+	JobID, ProjectID, Size int64
 }

@@ -98,3 +98,33 @@ func NewPostgresSchema(t testing.TB) (string, string) {
 	u.RawQuery = q.Encode()
 	return u.String(), schema
 }
+
+// Reopenable is a backend whose Open, called again in the same test, opens
+// the same database afresh: a restarted process finding its data.
+func Reopenable(t testing.TB, b Backend) Backend {
+	t.Helper()
+	switch b.Name {
+	case "sqlite":
+		path := filepath.Join(t.TempDir(), "gantry.db")
+		return Backend{Name: b.Name, Open: func(t testing.TB) store.Store {
+			st, err := sqlite.Open(context.Background(), path, sqlite.Options{})
+			if err != nil {
+				t.Fatalf("open sqlite: %v", err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}}
+	case "postgres":
+		u, _ := NewPostgresSchema(t)
+		return Backend{Name: b.Name, Open: func(t testing.TB) store.Store {
+			st, err := postgres.Open(context.Background(), u, postgres.Options{MaxConns: 8})
+			if err != nil {
+				t.Fatalf("open postgres: %v", err)
+			}
+			t.Cleanup(func() { st.Close() })
+			return st
+		}}
+	}
+	t.Fatalf("backend %q cannot be reopened", b.Name)
+	return Backend{}
+}

@@ -73,6 +73,15 @@ func (db *DB) AppendTrace(ctx context.Context, jobID int64, offset int64, data [
 		if n, _ := r.RowsAffected(); n != 1 {
 			return fmt.Errorf("%w: trace moved during append", ci.ErrConflict)
 		}
+		// Checked after the update took the job row's lock, which
+		// RecordTraceArchive also takes: an archive committed first is
+		// seen here, so no acknowledged byte lands after the archived log.
+		if archived, err := traceArchived(ctx, tx, db, jobID); err != nil || archived {
+			if err == nil {
+				err = fmt.Errorf("%w: trace already archived", ci.ErrConflict)
+			}
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO trace_chunks (job_id, start_offset, data) VALUES (?, ?, ?)`), jobID, offset, data); err != nil {
 			return db.translate(err)
 		}

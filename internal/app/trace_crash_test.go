@@ -1,0 +1,108 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"gantry/internal/joblog"
+	"gantry/internal/store"
+	"gantry/internal/testenv"
+)
+
+// A process killed in the middle of archiving a log loses nothing: after a
+// restart the log is served whole, the archive is recorded once and the
+// chunks are deleted exactly once.
+func TestLogArchiveCrash(t *testing.T) {
+	for _, crash := range []struct {
+		name string
+		at   joblog.Step
+	}{
+		{"after the blob is written, before it is verified", joblog.StepBlobWritten},
+		{"after the blob is verified, before the artifact row", joblog.StepVerified},
+		{"after the artifact row, before the chunks are deleted", joblog.StepRecorded},
+	} {
+		for _, b := range testenv.Backends(t) {
+			t.Run(b.Name+"/"+crash.name, func(t *testing.T) {
+				ctx := context.Background()
+				durable := testenv.Reopenable(t, b)
+				dataDir := t.TempDir()
+				n, stop := startNodeAt(t, durable.Open(t), dataDir)
+				// This node's own archiver stays out of the way: the one
+				// below crashes instead.
+				n.app.LogArchiver.Stop()
+				pid, jobID, jobToken := n.runningJob("crash")
+				want := sampleLog(250_000)
+				pieces := n.appendInPieces(jobID, jobToken, want)
+				n.finishJob(jobID, jobToken, "success")
+
+				crashing := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs,
+					Interrupt: func(_ int64, step joblog.Step) bool { return step == crash.at }}
+				err := crashing.ArchiveJob(ctx, store.UnarchivedTrace{JobID: jobID, ProjectID: pid, Size: int64(len(want))})
+				if !errors.Is(err, joblog.ErrInterrupted) {
+					t.Fatalf("interrupted archive: %v", err)
+				}
+				if got := chunkCount(t, n.app.Store, jobID); got != pieces {
+					t.Fatalf("chunks after the crash: %d of %d", got, pieces)
+				}
+				if _, _, err := n.app.Blobs.Open(ctx, joblog.BlobKey(jobID)); err != nil {
+					t.Fatalf("blob after the crash: %v", err)
+				}
+				_, err = n.app.Store.TraceArchiveOf(ctx, jobID)
+				if recorded := err == nil; recorded != (crash.at == joblog.StepRecorded) {
+					t.Fatalf("archive recorded: %v (%v)", recorded, err)
+				}
+				// Served whole in the crashed state too.
+				n.checkRanges(pid, jobID, want)
+				stop()
+
+				// The restarted node's archiver finishes the job at startup.
+				n, stop = startNodeAt(t, durable.Open(t), dataDir)
+				defer stop()
+				waitFor(t, "the chunks deleted", func() bool { return chunkCount(t, n.app.Store, jobID) == 0 })
+				if st := n.app.LogArchiver.Stats(); st.Archived != 1 || st.ChunksDeleted != int64(pieces) {
+					t.Fatalf("restarted archiver %+v, %d pieces sent", st, pieces)
+				}
+				again := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs}
+				if done := again.Sweep(ctx); done != 0 || again.Stats().ChunksDeleted != 0 {
+					t.Fatalf("second sweep archived %d, %+v", done, again.Stats())
+				}
+				if arts := n.traceArtifacts(pid, jobID); len(arts) != 1 || arts[0]["size"] != float64(len(want)) {
+					t.Fatalf("trace artifacts %v", arts)
+				}
+				n.checkRanges(pid, jobID, want)
+			})
+		}
+	}
+}
+
+// A blob damaged after its row was recorded, while the chunks still
+// exist, is rewritten from them before they go.
+func TestLogArchiveRepairsDamagedBlob(t *testing.T) {
+	b := testenv.Backends(t)[0]
+	ctx := context.Background()
+	n := startNode(t, b)
+	n.app.LogArchiver.Stop()
+	pid, jobID, jobToken := n.runningJob("damaged")
+	want := sampleLog(100_000)
+	n.appendInPieces(jobID, jobToken, want)
+	n.finishJob(jobID, jobToken, "success")
+	job := store.UnarchivedTrace{JobID: jobID, ProjectID: pid, Size: int64(len(want))}
+	crashing := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs,
+		Interrupt: func(_ int64, step joblog.Step) bool { return step == joblog.StepRecorded }}
+	if err := crashing.ArchiveJob(ctx, job); !errors.Is(err, joblog.ErrInterrupted) {
+		t.Fatal(err)
+	}
+	if _, err := n.app.Blobs.Put(ctx, joblog.BlobKey(jobID), bytes.NewReader(want[:1000]), 0); err != nil {
+		t.Fatal(err)
+	}
+	repair := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs}
+	if err := repair.ArchiveJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	if chunkCount(t, n.app.Store, jobID) != 0 {
+		t.Fatal("chunks left")
+	}
+	n.checkRanges(pid, jobID, want)
+}

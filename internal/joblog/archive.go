@@ -1,0 +1,268 @@
+package joblog
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gantry/internal/blob"
+	"gantry/internal/ci"
+	"gantry/internal/store"
+)
+
+// Step is a point in archiving one log, in the order they happen.
+type Step int
+
+const (
+	// StepBlobWritten: the log's bytes are in the blob store.
+	StepBlobWritten Step = iota + 1
+	// StepVerified: the blob was read back with the right size and sha256.
+	StepVerified
+	// StepRecorded: the trace artifact row points at the blob.
+	StepRecorded
+	// StepChunksDeleted: the live chunks are gone.
+	StepChunksDeleted
+)
+
+// ErrInterrupted is returned when the Interrupt hook stops archiving.
+var ErrInterrupted = errors.New("joblog: archiving interrupted")
+
+// Archiver moves the logs of ended jobs from chunks into one blob each.
+// Every step can be repeated, so a crash anywhere is repaired by the next
+// run: the chunks stay the source of truth until the archive is written,
+// verified and recorded, and only then are they deleted.
+type Archiver struct {
+	Store store.Store
+	Blobs blob.Store
+	Log   *slog.Logger
+	Now   func() time.Time
+	// Interval is how often it looks for ended jobs it was not told about
+	// (jobs ended by another node or by a path that does not wake it).
+	Interval time.Duration
+	// Interrupt, when set, is asked after each step whether to stop there,
+	// as a crash would (tests use it).
+	Interrupt func(jobID int64, step Step) bool
+
+	archived, chunksDeleted atomic.Int64
+
+	wake       chan struct{}
+	stop, done chan struct{}
+	stopOnce   sync.Once
+}
+
+// Stats counts what the archiver did since it was created.
+type Stats struct {
+	// Archived counts logs whose chunks it deleted after archiving them.
+	Archived int64
+	// ChunksDeleted counts the chunk rows it deleted.
+	ChunksDeleted int64
+}
+
+// Stats reports the counters.
+func (a *Archiver) Stats() Stats {
+	return Stats{Archived: a.archived.Load(), ChunksDeleted: a.chunksDeleted.Load()}
+}
+
+// BlobKey is where the log of a job is archived.
+func BlobKey(jobID int64) string { return "traces/" + strconv.FormatInt(jobID, 10) + "/job.log" }
+
+// Start archives every pending log at once (whatever a crash left), then
+// whenever woken or every Interval, until Stop or ctx ends.
+func (a *Archiver) Start(ctx context.Context) {
+	if a.Interval <= 0 {
+		a.Interval = 30 * time.Second
+	}
+	a.wake, a.stop, a.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-a.stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	go func() {
+		defer close(a.done)
+		defer cancel()
+		t := time.NewTicker(a.Interval)
+		defer t.Stop()
+		for {
+			a.Sweep(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-a.wake:
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// Wake asks a started archiver to look for ended jobs now.
+func (a *Archiver) Wake() {
+	if a.wake == nil {
+		return
+	}
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stop ends the worker and waits for it; safe to call twice or unstarted.
+func (a *Archiver) Stop() {
+	if a.stop == nil {
+		return
+	}
+	a.stopOnce.Do(func() { close(a.stop) })
+	<-a.done
+}
+
+// sweepBatch is how many pending logs one query lists.
+const sweepBatch = 100
+
+// Sweep archives the log of every ended job that still has chunks and
+// returns how many it finished. A failing job is logged and skipped.
+func (a *Archiver) Sweep(ctx context.Context) int {
+	done := 0
+	var after int64
+	for ctx.Err() == nil {
+		pending, err := a.Store.UnarchivedTraces(ctx, after, sweepBatch)
+		if err != nil {
+			a.warn(ctx, "list unarchived logs", "err", err)
+			return done
+		}
+		for _, p := range pending {
+			if err := a.ArchiveJob(ctx, p); err != nil {
+				a.warn(ctx, "archive log", "job", p.JobID, "err", err)
+				continue
+			}
+			done++
+		}
+		if len(pending) < sweepBatch {
+			return done
+		}
+		after = pending[len(pending)-1].JobID
+	}
+	return done
+}
+
+func (a *Archiver) warn(ctx context.Context, msg string, args ...any) {
+	if ctx.Err() == nil && a.Log != nil {
+		a.Log.Warn(msg, args...)
+	}
+}
+
+func (a *Archiver) interrupted(jobID int64, step Step) bool {
+	return a.Interrupt != nil && a.Interrupt(jobID, step)
+}
+
+// ArchiveJob archives one ended job's log: write the blob, verify it,
+// record the artifact row, delete the chunks. Steps already done by an
+// interrupted run are checked rather than trusted.
+func (a *Archiver) ArchiveJob(ctx context.Context, p store.UnarchivedTrace) error {
+	recorded, err := a.Store.TraceArchiveOf(ctx, p.JobID)
+	if err != nil && !errors.Is(err, ci.ErrNotFound) {
+		return err
+	}
+	if recorded != nil && recorded.Size != p.Size {
+		return fmt.Errorf("archive of job %d holds %d bytes, the log %d", p.JobID, recorded.Size, p.Size)
+	}
+	if recorded == nil || a.verify(ctx, recorded.BlobKey, recorded.Size, recorded.SHA256) != nil {
+		// No archive yet, or a recorded one that does not read back
+		// intact: the chunks still hold the log, so (re)write it.
+		key := BlobKey(p.JobID)
+		if recorded != nil {
+			key = recorded.BlobKey
+		}
+		sum, err := a.writeBlob(ctx, p, key)
+		if err != nil {
+			return err
+		}
+		if a.interrupted(p.JobID, StepBlobWritten) {
+			return ErrInterrupted
+		}
+		if recorded != nil && recorded.SHA256 != sum {
+			return fmt.Errorf("log of job %d changed since it was archived", p.JobID)
+		}
+		if err := a.verify(ctx, key, p.Size, sum); err != nil {
+			return err
+		}
+		if a.interrupted(p.JobID, StepVerified) {
+			return ErrInterrupted
+		}
+		if recorded == nil {
+			now := time.Now
+			if a.Now != nil {
+				now = a.Now
+			}
+			_, err := a.Store.RecordTraceArchive(ctx, store.TraceArchive{JobID: p.JobID, ProjectID: p.ProjectID, BlobKey: key, Size: p.Size, SHA256: sum, CreatedAt: now()})
+			if errors.Is(err, ci.ErrConflict) {
+				// The log changed under us (the job was erased): the
+				// blob belongs to nothing.
+				_ = a.Blobs.Delete(ctx, key)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if a.interrupted(p.JobID, StepRecorded) {
+		return ErrInterrupted
+	}
+	n, err := a.Store.DeleteArchivedTraceChunks(ctx, p.JobID)
+	if err != nil {
+		return err
+	}
+	a.chunksDeleted.Add(n)
+	if n > 0 {
+		a.archived.Add(1)
+	}
+	if a.interrupted(p.JobID, StepChunksDeleted) {
+		return ErrInterrupted
+	}
+	return nil
+}
+
+// writeBlob streams the chunks into the blob store, hashing on the way.
+func (a *Archiver) writeBlob(ctx context.Context, p store.UnarchivedTrace, key string) (string, error) {
+	h := sha256.New()
+	chunks := &chunkReader{ctx: ctx, store: a.Store, jobID: p.JobID, end: p.Size}
+	n, err := a.Blobs.Put(ctx, key, io.TeeReader(chunks, h), 0)
+	if err != nil {
+		return "", fmt.Errorf("write archive of job %d: %w", p.JobID, err)
+	}
+	if n != p.Size {
+		return "", fmt.Errorf("write archive of job %d: %d bytes written, %d expected", p.JobID, n, p.Size)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// verify reads the blob back and checks its size and sha256.
+func (a *Archiver) verify(ctx context.Context, key string, size int64, sum string) error {
+	f, stored, err := a.Blobs.Open(ctx, key)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", key, err)
+	}
+	defer f.Close()
+	if stored != size {
+		return fmt.Errorf("verify %s: %d bytes stored, %d expected", key, stored, size)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return fmt.Errorf("verify %s: %w", key, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); n != size || got != sum {
+		return fmt.Errorf("verify %s: sha256 %s over %d bytes, expected %s", key, got, n, sum)
+	}
+	return nil
+}
