@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gantry/internal/ci"
+	"gantry/internal/junit"
 	"gantry/internal/pipeline"
 	"gantry/internal/store"
 )
@@ -480,4 +481,42 @@ func (a *API) branchOrTag(r *http.Request, projectID int64, ref string) (bool, e
 		return true, nil
 	}
 	return false, pipelineBaseError("Reference not found")
+}
+
+// maxReportJobs bounds how many jobs one test report reads.
+const maxReportJobs = 10000
+
+// GET /projects/:id/pipelines/:pipeline_id/test_report: the pipeline's
+// junit reports summed, one suite per job (parallel jobs share one).
+func (a *API) handleTestReport(w http.ResponseWriter, r *http.Request) error {
+	pv, pl, err := a.pipelineRequest(r, false)
+	if err != nil {
+		return err
+	}
+	if !pv.canReadBuilds() {
+		return errForbidden
+	}
+	ctx := r.Context()
+	jobs, arts, err := a.store.ListJobsWithArtifacts(ctx, store.JobFilter{ProjectID: pv.project.ID, PipelineID: pl.ID, Kind: ci.KindBuild, Limit: maxReportJobs})
+	if err != nil {
+		return err
+	}
+	report := junit.NewReport()
+	for i := len(jobs) - 1; i >= 0; i-- { // oldest first, as GitLab reads them
+		j := jobs[i]
+		for _, art := range arts[j.ID] {
+			if art.FileType != "junit" || a.blobs == nil {
+				continue
+			}
+			rc, _, err := a.blobs.Open(ctx, art.BlobKey)
+			if err != nil {
+				a.log.Warn("test report: junit artifact unreadable", "job", j.ID, "err", err)
+				continue
+			}
+			report.Add(j.Name, rc)
+			rc.Close()
+		}
+	}
+	writeJSON(w, http.StatusOK, report.Finish())
+	return nil
 }

@@ -62,6 +62,7 @@ func (a *API) addRoutes(mux Router) {
 	mux.Handle("POST "+v4+"/projects/{id}/pipelines/{pipeline_id}/cancel", h(a.handleCancelPipeline))
 	mux.Handle("POST "+v4+"/projects/{id}/pipelines/{pipeline_id}/retry", h(a.handleRetryPipeline))
 	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/variables", h(a.handlePipelineVariables))
+	mux.Handle("GET "+v4+"/projects/{id}/pipelines/{pipeline_id}/test_report", h(a.handleTestReport))
 
 	mux.Handle("POST "+v4+"/projects/{id}/triggers", h(a.handleCreateTrigger))
 	mux.Handle("GET "+v4+"/projects/{id}/triggers", h(a.handleListTriggers))

@@ -1,0 +1,79 @@
+package app_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"fmt"
+	"mime/multipart"
+	"testing"
+
+	"gantry/internal/testenv"
+)
+
+// Jobs upload junit reports through the runner API; the pipeline's test
+// report sums them, one suite per job, parallel jobs sharing one.
+func TestPipelineTestReport(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startNode(t, b)
+			pid := n.setupProject("tests", "rspec:\n  parallel: 2\n  script: [\"true\"]\n  artifacts:\n    reports:\n      junit: report.xml\n")
+			token := n.newRunner()
+			reports := []string{
+				`<testsuite name="a"><testcase classname="A" name="passes" time="0.5"/><testcase classname="A" name="fails" time="1"><failure>boom</failure></testcase></testsuite>`,
+				`<testsuites><testsuite name="b"><testcase classname="B" name="skips"><skipped/></testcase></testsuite></testsuites>`,
+			}
+			var pipelineID int64
+			for i, doc := range reports {
+				var p map[string]any
+				waitFor(t, "a job", func() bool { c, _, pl := n.requestJob(token, ""); p = pl; return c == 201 })
+				jobID, jobToken := int64(p["id"].(float64)), p["token"].(string)
+				pipelineID = int64(p["job_info"].(map[string]any)["pipeline_id"].(float64))
+				var gzbuf bytes.Buffer
+				zw := gzip.NewWriter(&gzbuf)
+				zw.Write([]byte(doc))
+				zw.Close()
+				var mbuf bytes.Buffer
+				mw := multipart.NewWriter(&mbuf)
+				part, _ := mw.CreateFormFile("file", "junit.xml.gz")
+				part.Write(gzbuf.Bytes())
+				mw.Close()
+				if c, _, body := n.raw("POST", fmt.Sprintf("/jobs/%d/artifacts?artifact_format=gzip&artifact_type=junit", jobID), mbuf.Bytes(),
+					map[string]string{"JOB-TOKEN": jobToken, "Content-Type": mw.FormDataContentType()}); c != 201 {
+					t.Fatalf("upload %d: %d %s", i, c, body)
+				}
+				state := []string{"failed", "success"}[i]
+				fin, _ := json.Marshal(map[string]any{"token": jobToken, "state": state, "failure_reason": "script_failure"})
+				if c, _, body := n.raw("PUT", fmt.Sprintf("/jobs/%d", jobID), fin, map[string]string{"Content-Type": "application/json"}); c != 200 {
+					t.Fatalf("finish %d: %d %s", i, c, body)
+				}
+			}
+			var report struct {
+				TotalCount   int     `json:"total_count"`
+				SuccessCount int     `json:"success_count"`
+				FailedCount  int     `json:"failed_count"`
+				SkippedCount int     `json:"skipped_count"`
+				TotalTime    float64 `json:"total_time"`
+				TestSuites   []struct {
+					Name      string
+					TestCases []struct{ Status, Name string } `json:"test_cases"`
+				} `json:"test_suites"`
+			}
+			code, _, body := n.raw("GET", fmt.Sprintf("/projects/%d/pipelines/%d/test_report", pid, pipelineID), nil, map[string]string{"PRIVATE-TOKEN": rootToken})
+			if code != 200 {
+				t.Fatalf("test_report %d %s", code, body)
+			}
+			if err := json.Unmarshal(body, &report); err != nil {
+				t.Fatal(err)
+			}
+			if report.TotalCount != 3 || report.SuccessCount != 1 || report.FailedCount != 1 || report.SkippedCount != 1 || report.TotalTime != 1.5 ||
+				len(report.TestSuites) != 1 || report.TestSuites[0].Name != "rspec" || report.TestSuites[0].TestCases[0].Status != "failed" {
+				t.Fatalf("report %s", body)
+			}
+			// Like the other pipeline reads: a private project does not exist for anonymous callers.
+			if code, _, body := n.raw("GET", fmt.Sprintf("/projects/%d/pipelines/%d/test_report", pid, pipelineID), nil, nil); code != 404 || string(body) != `{"message":"404 Project Not Found"}` {
+				t.Fatalf("anonymous: %d %s", code, body)
+			}
+		})
+	}
+}
