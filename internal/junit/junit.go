@@ -46,28 +46,43 @@ type Case struct {
 	StackTrace   *string `json:"stack_trace"`
 }
 
-// Suite is the cases of one job (jobs split with parallel share a suite).
-type Suite struct {
-	Name         string  `json:"name"`
+// Counts are the totals a suite and the whole report carry.
+type Counts struct {
 	TotalTime    float64 `json:"total_time"`
 	TotalCount   int     `json:"total_count"`
 	SuccessCount int     `json:"success_count"`
 	FailedCount  int     `json:"failed_count"`
 	SkippedCount int     `json:"skipped_count"`
 	ErrorCount   int     `json:"error_count"`
-	SuiteError   *string `json:"suite_error"`
-	TestCases    []Case  `json:"test_cases"`
+}
+
+func (c *Counts) count(tc Case) {
+	c.TotalCount++
+	c.TotalTime += tc.ExecutionTime
+	switch tc.Status {
+	case StatusSuccess:
+		c.SuccessCount++
+	case StatusFailed:
+		c.FailedCount++
+	case StatusSkipped:
+		c.SkippedCount++
+	case StatusError:
+		c.ErrorCount++
+	}
+}
+
+// Suite is the cases of one job (jobs split with parallel share a suite).
+type Suite struct {
+	Name string `json:"name"`
+	Counts
+	SuiteError *string `json:"suite_error"`
+	TestCases  []Case  `json:"test_cases"`
 }
 
 // Report is a pipeline's test report.
 type Report struct {
-	TotalTime    float64  `json:"total_time"`
-	TotalCount   int      `json:"total_count"`
-	SuccessCount int      `json:"success_count"`
-	FailedCount  int      `json:"failed_count"`
-	SkippedCount int      `json:"skipped_count"`
-	ErrorCount   int      `json:"error_count"`
-	TestSuites   []*Suite `json:"test_suites"`
+	Counts
+	TestSuites []*Suite `json:"test_suites"`
 
 	byName map[string]*Suite
 	cases  int
@@ -176,24 +191,8 @@ func (r *Report) parse(s *Suite, in io.Reader) error {
 
 func (r *Report) add(s *Suite, c Case) {
 	s.TestCases = append(s.TestCases, c)
-	s.TotalCount++
-	s.TotalTime += c.ExecutionTime
-	r.TotalCount++
-	r.TotalTime += c.ExecutionTime
-	switch c.Status {
-	case StatusSuccess:
-		s.SuccessCount++
-		r.SuccessCount++
-	case StatusFailed:
-		s.FailedCount++
-		r.FailedCount++
-	case StatusSkipped:
-		s.SkippedCount++
-		r.SkippedCount++
-	case StatusError:
-		s.ErrorCount++
-		r.ErrorCount++
-	}
+	s.count(c)
+	r.count(c)
 }
 
 // Finish orders each suite's cases as GitLab lists them: errors, failures,
