@@ -134,7 +134,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	pipes := pipeline.New(pipeline.Config{ExternalURL: cfg.ExternalURL}, st, pipeline.GitSource{Repos: repos}, opt.Logger, opt.Now)
 	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
-		LongPoll: cfg.LongPoll}, st, blobs, pipes, opt.Logger, opt.Now)
+		LongPoll: cfg.LongPoll, MaxArtifactSize: int64(cfg.MaxArtifactSizeMB) << 20}, st, blobs, pipes, opt.Logger, opt.Now)
 	pipes.OnJobsPending = runners.JobsPending
 	logHub := joblog.NewHub()
 	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now}

@@ -5,9 +5,12 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime/multipart"
+	"net/http"
 	"testing"
 
+	"gantry/internal/config"
 	"gantry/internal/testenv"
 )
 
@@ -73,6 +76,50 @@ func TestPipelineTestReport(t *testing.T) {
 			// Like the other pipeline reads: a private project does not exist for anonymous callers.
 			if code, _, body := n.raw("GET", fmt.Sprintf("/projects/%d/pipelines/%d/test_report", pid, pipelineID), nil, nil); code != 404 || string(body) != `{"message":"404 Project Not Found"}` {
 				t.Fatalf("anonymous: %d %s", code, body)
+			}
+		})
+	}
+}
+
+// An artifact past the instance limit is refused with 413, whether its
+// size is announced or only found while streaming, and nothing is kept.
+func TestArtifactUploadLimit(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startNodeWith(t, b, func(c *config.Config) { c.MaxArtifactSizeMB = 1 })
+			n.setupProject("big", "build:\n  script: [\"true\"]\n")
+			token := n.newRunner()
+			var p map[string]any
+			waitFor(t, "a job", func() bool { c, _, pl := n.requestJob(token, ""); p = pl; return c == 201 })
+			jobID, jobToken := int64(p["id"].(float64)), p["token"].(string)
+			var mbuf bytes.Buffer
+			mw := multipart.NewWriter(&mbuf)
+			part, _ := mw.CreateFormFile("file", "artifacts.zip")
+			part.Write(bytes.Repeat([]byte("x"), 1<<20+1))
+			mw.Close()
+			url := fmt.Sprintf("%s/api/v4/jobs/%d/artifacts?artifact_format=zip&artifact_type=archive", n.base, jobID)
+			for _, announced := range []bool{true, false} {
+				var body io.Reader = bytes.NewReader(mbuf.Bytes())
+				if !announced {
+					body = io.MultiReader(body) // hides the length: chunked
+				}
+				req, _ := http.NewRequest("POST", url, body)
+				req.Header.Set("JOB-TOKEN", jobToken)
+				req.Header.Set("Content-Type", mw.FormDataContentType())
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				raw, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusRequestEntityTooLarge {
+					t.Fatalf("announced=%v: %d %s", announced, res.StatusCode, raw)
+				}
+			}
+			var job map[string]any
+			n.api("GET", fmt.Sprintf("/projects/%d/jobs/%d", int64(p["job_info"].(map[string]any)["project_id"].(float64)), jobID), nil, &job)
+			if arts := job["artifacts"].([]any); len(arts) != 0 {
+				t.Fatalf("refused upload recorded: %v", arts)
 			}
 		})
 	}

@@ -34,6 +34,9 @@ type Config struct {
 	RunnerRegistrationToken string
 	// LongPoll is how long POST /jobs/request holds an idle runner.
 	LongPoll time.Duration
+	// MaxArtifactSizeMB bounds one artifact upload (GitLab's instance
+	// max_artifacts_size, in MB); larger uploads get 413.
+	MaxArtifactSizeMB int
 	// ReadCacheTTL bounds how stale cached tokens, projects, access levels,
 	// users and runners may be (0 disables the cache).
 	ReadCacheTTL time.Duration
@@ -60,6 +63,8 @@ func Defaults() Config {
 		ShutdownTimeout: 15 * time.Second,
 		ReadCacheTTL:    time.Second,
 		LongPoll:        50 * time.Second,
+		// GitLab's default instance max_artifacts_size.
+		MaxArtifactSizeMB: 100,
 		// GitLab's expiry cron runs every seven minutes.
 		ArtifactExpiryInterval: 7 * time.Minute,
 	}
@@ -105,6 +110,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 		}
 	}
 	envInt("GANTRY_DB_MAX_CONNS", &c.DBMaxConns)
+	envInt("GANTRY_MAX_ARTIFACT_SIZE_MB", &c.MaxArtifactSizeMB)
 	envInt("GANTRY_SQLITE_READERS", &c.SQLiteReaders)
 	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
@@ -128,6 +134,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.StringVar(&c.RunnerRegistrationToken, "runner-registration-token", c.RunnerRegistrationToken, "enables legacy runner registration with this token (GANTRY_RUNNER_REGISTRATION_TOKEN)")
 	fs.StringVar(&c.ObjectStoreURL, "object-store-url", c.ObjectStoreURL, "s3://bucket[/prefix]?endpoint=host:port&region=…&insecure=true&path_style=true; empty keeps blobs under the data dir (GANTRY_OBJECT_STORE_URL; keys only from the environment)")
 	fs.DurationVar(&c.LongPoll, "long-poll", c.LongPoll, "how long an idle runner's job request is held (GANTRY_LONG_POLL)")
+	fs.IntVar(&c.MaxArtifactSizeMB, "max-artifact-size-mb", c.MaxArtifactSizeMB, "largest artifact upload in MB; larger ones get 413 (GANTRY_MAX_ARTIFACT_SIZE_MB)")
 	fs.DurationVar(&c.ArtifactExpiryInterval, "artifact-expiry-interval", c.ArtifactExpiryInterval, "how often expired artifacts are deleted; 0 never (GANTRY_ARTIFACT_EXPIRY_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return c, fs, err
