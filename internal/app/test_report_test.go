@@ -116,10 +116,35 @@ func TestArtifactUploadLimit(t *testing.T) {
 					t.Fatalf("announced=%v: %d %s", announced, res.StatusCode, raw)
 				}
 			}
+			pid := int64(p["job_info"].(map[string]any)["project_id"].(float64))
 			var job map[string]any
-			n.api("GET", fmt.Sprintf("/projects/%d/jobs/%d", int64(p["job_info"].(map[string]any)["project_id"].(float64)), jobID), nil, &job)
+			n.api("GET", fmt.Sprintf("/projects/%d/jobs/%d", pid, jobID), nil, &job)
 			if arts := job["artifacts"].([]any); len(arts) != 0 {
 				t.Fatalf("refused upload recorded: %v", arts)
+			}
+			// A project's own limit (administrators set it) overrides the instance's.
+			var maint struct{ ID int64 }
+			n.api("POST", "/users", map[string]any{"username": "maint", "name": "M", "email": "m@example.com", "password": "password-1234"}, &maint)
+			n.api("POST", fmt.Sprintf("/projects/%d/members", pid), map[string]any{"user_id": maint.ID, "access_level": 40}, nil)
+			var tok struct{ Token string }
+			n.api("POST", fmt.Sprintf("/users/%d/personal_access_tokens", maint.ID), map[string]any{"name": "t", "scopes": []string{"api"}}, &tok)
+			if c, _, body := n.raw("PUT", fmt.Sprintf("/projects/%d", pid), []byte(`{"max_artifacts_size":2}`),
+				map[string]string{"PRIVATE-TOKEN": tok.Token, "Content-Type": "application/json"}); c != 403 {
+				t.Fatalf("maintainer setting max_artifacts_size: %d %s", c, body)
+			}
+			if c := n.api("PUT", fmt.Sprintf("/projects/%d", pid), map[string]any{"max_artifacts_size": 2}, nil); c != 200 {
+				t.Fatalf("admin setting max_artifacts_size: %d", c)
+			}
+			req, _ := http.NewRequest("POST", url, bytes.NewReader(mbuf.Bytes()))
+			req.Header.Set("JOB-TOKEN", jobToken)
+			req.Header.Set("Content-Type", mw.FormDataContentType())
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusCreated {
+				t.Fatalf("upload under the project's limit: %d", res.StatusCode)
 			}
 		})
 	}

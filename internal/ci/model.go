@@ -75,7 +75,9 @@ type Project struct {
 	CreatedAt              time.Time
 	UpdatedAt              time.Time
 	LastActivityAt         time.Time
-	Namespace              Namespace
+	// MaxArtifactsSizeMB is the project's own upload limit; nil: the instance's.
+	MaxArtifactsSizeMB *int
+	Namespace          Namespace
 }
 
 // Member is a user's access to a project or a group.

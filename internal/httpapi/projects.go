@@ -106,6 +106,42 @@ func (a *API) handleGetProject(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// PUT /projects/:id: of the project settings, gantry keeps
+// max_artifacts_size (administrators only, as in GitLab). Maintainers may
+// call it; other settings are not modelled and are ignored.
+func (a *API) handleUpdateProject(w http.ResponseWriter, r *http.Request) error {
+	pv, p, err := a.userProject(r)
+	if err != nil {
+		return err
+	}
+	if !ci.CanAdminBuilds(pv.project, pv.viewer) {
+		return errForbidden
+	}
+	if p.has("max_artifacts_size") {
+		if !pv.ident.admin() {
+			return errForbidden
+		}
+		var mb *int
+		if v := strings.TrimSpace(p.str("max_artifacts_size")); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return errParam("max_artifacts_size is invalid")
+			}
+			if n > 0 { // 0 falls back to the instance limit
+				mb = &n
+			}
+		}
+		if err := a.store.SetProjectMaxArtifactsSize(r.Context(), pv.project.ID, mb); err != nil {
+			return err
+		}
+		if pv.project, err = a.store.ProjectByID(r.Context(), pv.project.ID); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusOK, a.projectEntity(pv.project, pv.viewer.Access, true))
+	return nil
+}
+
 // GET /projects
 func (a *API) handleListProjects(w http.ResponseWriter, r *http.Request) error {
 	ident, err := a.authenticate(r, authUser)

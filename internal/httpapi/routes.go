@@ -24,6 +24,7 @@ func (a *API) addRoutes(mux Router) {
 	mux.Handle("GET "+v4+"/projects", h(a.handleListProjects))
 	mux.Handle("POST "+v4+"/projects", h(a.handleCreateProject))
 	mux.Handle("GET "+v4+"/projects/{id}", h(a.handleGetProject))
+	mux.Handle("PUT "+v4+"/projects/{id}", h(a.handleUpdateProject))
 	mux.Handle("POST "+v4+"/projects/{id}/members", h(a.handleAddProjectMember))
 
 	mux.Handle("GET "+v4+"/projects/{id}/jobs", h(a.handleListProjectJobs))

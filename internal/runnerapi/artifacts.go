@@ -1,6 +1,7 @@
 package runnerapi
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -41,7 +42,11 @@ func (a *API) handleUploadArtifacts(w http.ResponseWriter, r *http.Request) erro
 	if !validArtifactType(typ) {
 		return &apiError{status: http.StatusBadRequest, body: map[string]string{"error": "artifact_type does not have a valid value"}}
 	}
-	if r.ContentLength > a.cfg.MaxArtifactSize {
+	limit, err := a.artifactLimit(ctx, job.ProjectID)
+	if err != nil {
+		return err
+	}
+	if r.ContentLength > limit {
 		return fail(http.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -68,7 +73,7 @@ func (a *API) handleUploadArtifacts(w http.ResponseWriter, r *http.Request) erro
 			filename = "artifacts.zip"
 		}
 		key := "artifacts/" + itoa(job.ProjectID) + "/" + itoa(job.ID) + "/" + typ + "-" + strconv.FormatInt(a.now().UnixNano(), 36)
-		size, err := a.blobs.Put(ctx, key, part, a.cfg.MaxArtifactSize)
+		size, err := a.blobs.Put(ctx, key, part, limit)
 		if errors.Is(err, blob.ErrTooLarge) {
 			return fail(http.StatusRequestEntityTooLarge, "413 Request Entity Too Large")
 		}
@@ -90,6 +95,19 @@ func (a *API) handleUploadArtifacts(w http.ResponseWriter, r *http.Request) erro
 		writeJSON(w, http.StatusCreated, map[string]string{"message": "201 Created"})
 		return nil
 	}
+}
+
+// artifactLimit is the largest upload the project takes: its own
+// max_artifacts_size when set, else the instance's.
+func (a *API) artifactLimit(ctx context.Context, projectID int64) (int64, error) {
+	p, err := a.store.ProjectByID(ctx, projectID)
+	if err != nil {
+		return 0, err
+	}
+	if p.MaxArtifactsSizeMB != nil {
+		return int64(*p.MaxArtifactsSizeMB) << 20, nil
+	}
+	return a.cfg.MaxArtifactSize, nil
 }
 
 func validArtifactType(t string) bool {

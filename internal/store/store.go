@@ -86,6 +86,9 @@ type Projects interface {
 	// ProjectAccess is the user's highest access to the project, from the
 	// project, its ancestor groups, and ownership of its user namespace.
 	ProjectAccess(ctx context.Context, userID int64, project *ci.Project) (ci.AccessLevel, error)
+	// SetProjectMaxArtifactsSize sets (nil: clears) the project's own
+	// artifact upload limit in MB.
+	SetProjectMaxArtifactsSize(ctx context.Context, projectID int64, mb *int) error
 	// NamespaceAncestors returns the namespace and its ancestors, nearest first.
 	NamespaceAncestors(ctx context.Context, id int64) ([]*ci.Namespace, error)
 	UpsertCommit(ctx context.Context, projectID int64, c ci.Commit) error

@@ -128,6 +128,13 @@ func (c *Store) project(_ context.Context, key string, load func() (*ci.Project,
 	return p, err
 }
 
+// SetProjectMaxArtifactsSize changes a project: cached projects go.
+func (c *Store) SetProjectMaxArtifactsSize(ctx context.Context, projectID int64, mb *int) error {
+	err := c.Store.SetProjectMaxArtifactsSize(ctx, projectID, mb)
+	c.projects.purge()
+	return err
+}
+
 func (c *Store) ProjectAccess(ctx context.Context, userID int64, p *ci.Project) (ci.AccessLevel, error) {
 	key := [2]int64{userID, p.ID}
 	now := c.now()

@@ -87,21 +87,25 @@ func (db *DB) NamespaceAncestors(ctx context.Context, id int64) ([]*ci.Namespace
 }
 
 const projectCols = `p.id, p.namespace_id, p.name, p.path, p.full_path, p.description, p.visibility, p.public_builds, p.default_branch,
-	p.ci_job_token_scope_enabled, p.archived, p.creator_id, p.created_at, p.updated_at, p.last_activity_at,
+	p.ci_job_token_scope_enabled, p.archived, p.creator_id, p.created_at, p.updated_at, p.last_activity_at, p.max_artifacts_size,
 	n.id, n.name, n.path, n.full_path, n.full_name, n.kind, n.parent_id, n.owner_id, n.visibility, n.description, n.created_at`
 
 func scanProject(row interface{ Scan(...any) error }) (*ci.Project, error) {
 	var p ci.Project
 	var created, updated, activity, nsCreated int64
-	var parent, owner sql.NullInt64
+	var parent, owner, maxArtifacts sql.NullInt64
 	n := &p.Namespace
 	err := row.Scan(&p.ID, &p.NamespaceID, &p.Name, &p.Path, &p.FullPath, &p.Description, &p.Visibility, &p.PublicBuilds, &p.DefaultBranch,
-		&p.CIJobTokenScopeEnabled, &p.Archived, &p.CreatorID, &created, &updated, &activity,
+		&p.CIJobTokenScopeEnabled, &p.Archived, &p.CreatorID, &created, &updated, &activity, &maxArtifacts,
 		&n.ID, &n.Name, &n.Path, &n.FullPath, &n.FullName, &n.Kind, &parent, &owner, &n.Visibility, &n.Description, &nsCreated)
 	if err != nil {
 		return nil, err
 	}
 	p.CreatedAt, p.UpdatedAt, p.LastActivityAt = fromMicros(created), fromMicros(updated), fromMicros(activity)
+	if maxArtifacts.Valid {
+		mb := int(maxArtifacts.Int64)
+		p.MaxArtifactsSizeMB = &mb
+	}
 	n.ParentID, n.OwnerID, n.CreatedAt = nullID(parent), nullID(owner), fromMicros(nsCreated)
 	return &p, nil
 }
@@ -279,4 +283,19 @@ func (db *DB) CommitsBySHA(ctx context.Context, projectID int64, shas []string) 
 		out[c.SHA] = &c
 	}
 	return out, rows.Err()
+}
+
+func (db *DB) SetProjectMaxArtifactsSize(ctx context.Context, projectID int64, mb *int) error {
+	var v any
+	if mb != nil {
+		v = *mb
+	}
+	r, err := db.exec(ctx, `UPDATE projects SET max_artifacts_size = ? WHERE id = ?`, v, projectID)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		return ci.ErrNotFound
+	}
+	return nil
 }
