@@ -34,6 +34,12 @@ type Config struct {
 	RunnerRegistrationToken string
 	// LongPoll is how long POST /jobs/request holds an idle runner.
 	LongPoll time.Duration
+	// JobRecheck is how often a held job request on PostgreSQL looks for
+	// work again, in case another node's notification was lost.
+	JobRecheck time.Duration
+	// LogFollowPoll is how often a live log stream looks for changes no
+	// notification announced.
+	LogFollowPoll time.Duration
 	// MaxArtifactSizeMB bounds one artifact upload (GitLab's instance
 	// max_artifacts_size, in MB); larger uploads get 413.
 	MaxArtifactSizeMB int
@@ -63,6 +69,8 @@ func Defaults() Config {
 		ShutdownTimeout: 15 * time.Second,
 		ReadCacheTTL:    time.Second,
 		LongPoll:        50 * time.Second,
+		JobRecheck:      8 * time.Second,
+		LogFollowPoll:   2 * time.Second,
 		// GitLab's default instance max_artifacts_size.
 		MaxArtifactSizeMB: 100,
 		// GitLab's expiry cron runs every seven minutes.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
@@ -16,12 +15,7 @@ import (
 
 func schemaURL(t *testing.T) string {
 	t.Helper()
-	if testenv.PostgresURL() == "" {
-		if os.Getenv("GANTRY_TEST_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("GANTRY_TEST_REQUIRE_POSTGRES=1 but GANTRY_TEST_DATABASE_URL is unset")
-		}
-		t.Skip("GANTRY_TEST_DATABASE_URL is unset")
-	}
+	testenv.PostgresOnly(t, "LISTEN/NOTIFY is PostgreSQL's")
 	u, _ := testenv.NewPostgresSchema(t)
 	return u
 }
