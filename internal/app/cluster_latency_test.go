@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"gantry/internal/ci"
+	"gantry/internal/config"
 	"gantry/internal/store"
 )
 
@@ -69,6 +70,31 @@ func TestCrossNodePickupLatency(t *testing.T) {
 	}
 	slices.Sort(lat)
 	t.Logf("cross-node pickup over %d jobs: p50 %v, p99 %v, max %v", len(lat), lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1])
+}
+
+// TestHeldRequestRechecks: a job made pending with no notification at all
+// (as when one is lost) still reaches a held request, by its re-check.
+func TestHeldRequestRechecks(t *testing.T) {
+	a, _ := startCluster(t, func(c *config.Config) { c.JobRecheck = 300 * time.Millisecond })
+	token := a.newRunner()
+	pid := a.setupProject("quiet", "job:\n  script: [make]\n")
+	waitFor(t, "the commit's job taken", func() bool {
+		p, err := pollJob(context.Background(), a, token, "")
+		return err == nil && p.code == http.StatusCreated
+	})
+	got := heldRequest(t, a, token)
+	job := createdJob(t, a.app.Store, pid)
+	if _, err := a.app.Store.TransitionJob(context.Background(), store.TransitionParams{JobID: job.ID, From: ci.StatusCreated, To: ci.StatusPending, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p.code != http.StatusCreated || p.id != job.ID {
+			t.Fatalf("held request answered %+v, want job %d", p, job.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("an unannounced pending job did not reach the held request within 5 s (long poll 50 s)")
+	}
 }
 
 // createdJob inserts a job not yet pending, in a pipeline of its own.

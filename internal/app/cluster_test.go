@@ -16,8 +16,9 @@ import (
 
 // startCluster runs two nodes on one PostgreSQL schema. Their fallbacks
 // (re-checking held job requests, polling followed logs) are pushed out of
-// reach, so only the nodes' notifications can deliver in time.
-func startCluster(t testing.TB) (*node, *node) {
+// reach, so only the nodes' notifications can deliver in time; adjust
+// changes both nodes' configuration further.
+func startCluster(t testing.TB, adjust ...func(*config.Config)) (*node, *node) {
 	t.Helper()
 	testenv.PostgresOnly(t, "nodes share state only through PostgreSQL")
 	u, _ := testenv.NewPostgresSchema(t)
@@ -26,6 +27,9 @@ func startCluster(t testing.TB) (*node, *node) {
 		c.LongPoll = 50 * time.Second
 		c.JobRecheck = time.Hour
 		c.LogFollowPoll = time.Hour
+		for _, f := range adjust {
+			f(c)
+		}
 	}
 	start := func() *node {
 		st, err := postgres.Open(context.Background(), u, postgres.Options{MaxConns: 8})
