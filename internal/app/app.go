@@ -25,6 +25,7 @@ import (
 	"gantry/internal/githost"
 	"gantry/internal/httpapi"
 	"gantry/internal/joblog"
+	"gantry/internal/pgnotify"
 	"gantry/internal/pipeline"
 	"gantry/internal/runnerapi"
 	"gantry/internal/store"
@@ -53,7 +54,10 @@ type App struct {
 	// LogArchiver moves ended jobs' logs from chunks into blobs.
 	LogArchiver *joblog.Archiver
 	// LogHub wakes live log followers.
-	LogHub   *joblog.Hub
+	LogHub *joblog.Hub
+	// Events relays wake-ups between nodes sharing a PostgreSQL
+	// database; nil on SQLite, which serves one process.
+	Events   *pgnotify.Notifier
 	watchdog *runnerapi.Watchdog
 	log      *slog.Logger
 	reg      *prometheus.Registry
@@ -132,26 +136,56 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if err := os.MkdirAll(repos.Root, 0o750); err != nil {
 		return nil, fmt.Errorf("repositories dir: %w", err)
 	}
+	// Last of the fallible steps, so a failure leaves no listener open.
+	var events *pgnotify.Notifier
+	recheck := time.Duration(0)
+	if st.Dialect() == "postgres" && cfg.DatabaseURL != "" {
+		if events, err = pgnotify.Open(ctx, cfg.DatabaseURL, opt.Logger); err != nil {
+			if opt.Store == nil {
+				st.Close()
+			}
+			return nil, err
+		}
+		recheck = cfg.JobRecheck
+	}
 	pipes := pipeline.New(pipeline.Config{ExternalURL: cfg.ExternalURL}, st, pipeline.GitSource{Repos: repos}, opt.Logger, opt.Now)
 	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
-		LongPoll: cfg.LongPoll, MaxArtifactSize: int64(cfg.MaxArtifactSizeMB) << 20}, st, blobs, pipes, opt.Logger, opt.Now)
-	pipes.OnJobsPending = runners.JobsPending
+		LongPoll: cfg.LongPoll, Recheck: recheck, MaxArtifactSize: int64(cfg.MaxArtifactSizeMB) << 20}, st, blobs, pipes, opt.Logger, opt.Now)
 	logHub := joblog.NewHub()
 	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now}
+	pipes.OnJobsPending = runners.JobsPending
 	runners.OnTrace = logHub.Publish
 	runners.OnJobFinished = func(jobID int64) {
 		logHub.Publish(jobID)
 		archiver.Wake()
 	}
+	if events != nil {
+		c := &cluster{events: events, log: opt.Logger}
+		events.Handle(c.receive(runners, logHub))
+		pipes.OnJobsPending = func(projectID int64, jobIDs []int64) {
+			runners.JobsPending(projectID, jobIDs)
+			c.jobsPending(projectID, jobIDs)
+		}
+		runners.OnTrace = func(jobID int64) {
+			logHub.Publish(jobID)
+			c.logChanged(jobID)
+		}
+		runners.OnJobFinished = func(jobID int64) {
+			logHub.Publish(jobID)
+			c.logChanged(jobID)
+			archiver.Wake()
+		}
+	}
 	clusterAgents := &agents.Service{Store: st, Files: repos, Log: opt.Logger}
 	pipes.OnDefaultBranchMoved = clusterAgents.RefreshProject
 	api := httpapi.New(httpapi.Config{
 		ExternalURL: cfg.ExternalURL, Version: Version, Revision: Revision, ArchiveBuildsOlderThan: cfg.ArchiveBuildsOlderThan,
+		LogFollowPoll: cfg.LogFollowPoll,
 	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
 		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub})
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry:      expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
-		LogArchiver: archiver, LogHub: logHub,
+		LogArchiver: archiver, LogHub: logHub, Events: events,
 		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
@@ -161,6 +195,9 @@ func (a *App) Start(ctx context.Context) {
 	a.watchdog.Start(ctx)
 	a.Expiry.Start(ctx)
 	a.LogArchiver.Start(ctx)
+	if a.Events != nil {
+		a.Events.Start()
+	}
 }
 
 type pusherKey struct{}
@@ -279,5 +316,8 @@ func (a *App) Close() error {
 	a.Expiry.Stop()
 	a.LogArchiver.Stop()
 	a.LogHub.Close()
+	if a.Events != nil {
+		a.Events.Close()
+	}
 	return a.Store.Close()
 }

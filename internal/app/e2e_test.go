@@ -89,6 +89,9 @@ func launchNode(t *testing.T, st store.Store, dataDir string, opt app.Options, c
 		a.Pipelines.Stop()
 		a.Expiry.Stop()
 		a.LogArchiver.Stop()
+		if a.Events != nil {
+			a.Events.Close()
+		}
 		st.Close()
 	}
 }

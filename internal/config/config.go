@@ -34,6 +34,12 @@ type Config struct {
 	RunnerRegistrationToken string
 	// LongPoll is how long POST /jobs/request holds an idle runner.
 	LongPoll time.Duration
+	// JobRecheck is how often a held job request on PostgreSQL looks for
+	// work again, in case another node's notification was lost.
+	JobRecheck time.Duration
+	// LogFollowPoll is how often a live log stream looks for changes no
+	// notification announced.
+	LogFollowPoll time.Duration
 	// MaxArtifactSizeMB bounds one artifact upload (GitLab's instance
 	// max_artifacts_size, in MB); larger uploads get 413.
 	MaxArtifactSizeMB int
@@ -63,6 +69,8 @@ func Defaults() Config {
 		ShutdownTimeout: 15 * time.Second,
 		ReadCacheTTL:    time.Second,
 		LongPoll:        50 * time.Second,
+		JobRecheck:      8 * time.Second,
+		LogFollowPoll:   2 * time.Second,
 		// GitLab's default instance max_artifacts_size.
 		MaxArtifactSizeMB: 100,
 		// GitLab's expiry cron runs every seven minutes.
@@ -115,6 +123,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
 	envDur("GANTRY_LONG_POLL", &c.LongPoll)
+	envDur("GANTRY_JOB_RECHECK", &c.JobRecheck)
 	envDur("GANTRY_ARTIFACT_EXPIRY_INTERVAL", &c.ArtifactExpiryInterval)
 	if len(errs) > 0 {
 		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
@@ -134,6 +143,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.StringVar(&c.RunnerRegistrationToken, "runner-registration-token", c.RunnerRegistrationToken, "enables legacy runner registration with this token (GANTRY_RUNNER_REGISTRATION_TOKEN)")
 	fs.StringVar(&c.ObjectStoreURL, "object-store-url", c.ObjectStoreURL, "s3://bucket[/prefix]?endpoint=host:port&region=…&insecure=true&path_style=true; empty keeps blobs under the data dir (GANTRY_OBJECT_STORE_URL; keys only from the environment)")
 	fs.DurationVar(&c.LongPoll, "long-poll", c.LongPoll, "how long an idle runner's job request is held (GANTRY_LONG_POLL)")
+	fs.DurationVar(&c.JobRecheck, "job-recheck", c.JobRecheck, "on PostgreSQL, how often a held job request looks for work in case a wake-up from another node was lost (GANTRY_JOB_RECHECK)")
 	fs.IntVar(&c.MaxArtifactSizeMB, "max-artifact-size-mb", c.MaxArtifactSizeMB, "largest artifact upload in MB; larger ones get 413 (GANTRY_MAX_ARTIFACT_SIZE_MB)")
 	fs.DurationVar(&c.ArtifactExpiryInterval, "artifact-expiry-interval", c.ArtifactExpiryInterval, "how often expired artifacts are deleted; 0 never (GANTRY_ARTIFACT_EXPIRY_INTERVAL)")
 	if err := fs.Parse(args); err != nil {

@@ -29,6 +29,9 @@ type Config struct {
 	Revision string
 	// ArchiveBuildsOlderThan archives jobs older than this (0: never).
 	ArchiveBuildsOlderThan time.Duration
+	// LogFollowPoll is how often live log streams look for unannounced
+	// changes (0: joblog's default).
+	LogFollowPoll time.Duration
 }
 
 // API serves /api/v4.

@@ -61,7 +61,7 @@ func (a *API) handleGetTrace(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx := r.Context()
 	if follow {
-		f := joblog.Follow{Reader: a.logs, Hub: a.logHub, Status: func(ctx context.Context) (ci.JobStatus, error) {
+		f := joblog.Follow{Reader: a.logs, Hub: a.logHub, Poll: a.cfg.LogFollowPoll, Status: func(ctx context.Context) (ci.JobStatus, error) {
 			cur, err := a.store.JobByID(ctx, pv.project.ID, j.ID)
 			if err != nil {
 				return "", err

@@ -90,6 +90,12 @@ func (a *API) handleRequest(w http.ResponseWriter, r *http.Request) error {
 	deadline := time.NewTimer(a.cfg.LongPoll + time.Duration(rand.Int64N(int64(a.cfg.LongPoll/10)+1)))
 	defer deadline.Stop()
 	hold := body.LastUpdate != "" // first polls are answered at once, as GitLab does
+	var recheck <-chan time.Time
+	if a.cfg.Recheck > 0 {
+		t := time.NewTicker(a.cfg.Recheck)
+		defer t.Stop()
+		recheck = t.C
+	}
 	for {
 		job, token, err := a.claim(ctx, s, managerID)
 		if err != nil {
@@ -108,6 +114,8 @@ func (a *API) handleRequest(w http.ResponseWriter, r *http.Request) error {
 		}
 		select {
 		case <-wake:
+			continue
+		case <-recheck:
 			continue
 		case <-deadline.C:
 		case <-ctx.Done():

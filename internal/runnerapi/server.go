@@ -25,6 +25,9 @@ type Config struct {
 	ExternalURL string
 	// LongPoll is how long jobs/request holds a runner with nothing to do.
 	LongPoll time.Duration
+	// Recheck, if set, is how often a held request looks for work again
+	// (a wake-up from another node may be lost); 0 relies on wake-ups.
+	Recheck time.Duration
 	// UpdateInterval is X-GitLab-Trace-Update-Interval; WatchedInterval
 	// applies while someone reads the job's log live.
 	UpdateInterval, WatchedInterval time.Duration

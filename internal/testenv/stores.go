@@ -40,6 +40,19 @@ func Backends(t testing.TB) []Backend {
 	return out
 }
 
+// PostgresOnly skips a test that needs PostgreSQL when none is configured,
+// or fails it under GANTRY_TEST_REQUIRE_POSTGRES=1.
+func PostgresOnly(t testing.TB, why string) {
+	t.Helper()
+	if PostgresURL() != "" {
+		return
+	}
+	if os.Getenv("GANTRY_TEST_REQUIRE_POSTGRES") == "1" {
+		t.Fatal("GANTRY_TEST_REQUIRE_POSTGRES=1 but GANTRY_TEST_DATABASE_URL is unset")
+	}
+	t.Skip(why + ": GANTRY_TEST_DATABASE_URL is unset")
+}
+
 // PostgresURL is the test cluster's URL, or "".
 func PostgresURL() string { return os.Getenv("GANTRY_TEST_DATABASE_URL") }
 
