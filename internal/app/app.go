@@ -58,6 +58,7 @@ type App struct {
 	// Events relays wake-ups between nodes sharing a PostgreSQL
 	// database; nil on SQLite, which serves one process.
 	Events   *pgnotify.Notifier
+	relay    *cluster // sends this node's wake-ups to the others
 	watchdog *runnerapi.Watchdog
 	log      *slog.Logger
 	reg      *prometheus.Registry
@@ -159,8 +160,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		logHub.Publish(jobID)
 		archiver.Wake()
 	}
+	var relay *cluster
 	if events != nil {
-		c := &cluster{events: events, log: opt.Logger}
+		c := newCluster(events, opt.Logger)
+		relay = c
 		events.Handle(c.receive(runners, logHub))
 		pipes.OnJobsPending = func(projectID int64, jobIDs []int64) {
 			runners.JobsPending(projectID, jobIDs)
@@ -185,7 +188,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub})
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry:      expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
-		LogArchiver: archiver, LogHub: logHub, Events: events,
+		LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay,
 		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
@@ -197,6 +200,7 @@ func (a *App) Start(ctx context.Context) {
 	a.LogArchiver.Start(ctx)
 	if a.Events != nil {
 		a.Events.Start()
+		a.relay.start()
 	}
 }
 
@@ -309,6 +313,14 @@ func (a *App) Serve(ctx context.Context, srv *http.Server, serve func() error) e
 	return err
 }
 
+// CloseEvents stops relaying wake-ups between nodes (a no-op on SQLite).
+func (a *App) CloseEvents() {
+	if a.Events != nil {
+		a.relay.close()
+		a.Events.Close()
+	}
+}
+
 // Close stops the workers and releases storage.
 func (a *App) Close() error {
 	a.Pipelines.Stop()
@@ -316,8 +328,6 @@ func (a *App) Close() error {
 	a.Expiry.Stop()
 	a.LogArchiver.Stop()
 	a.LogHub.Close()
-	if a.Events != nil {
-		a.Events.Close()
-	}
+	a.CloseEvents()
 	return a.Store.Close()
 }

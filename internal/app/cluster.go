@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gantry/internal/joblog"
@@ -23,22 +24,112 @@ const (
 // notification limit; longer lists go out in several.
 const jobsPerPayload = 50
 
-// publishTimeout bounds how long a request waits to tell the other nodes;
-// they have fallbacks if it gives up.
+// publishTimeout bounds one notification; the other nodes have fallbacks
+// if it gives up.
 const publishTimeout = 2 * time.Second
 
+// outboxSize is how many wake-ups may wait to be sent; past it they are
+// dropped (counted in the log), and the fallbacks cover them.
+const outboxSize = 4096
+
+// payloadBudget keeps a batched notification under pgnotify.MaxPayload
+// with room for the node id.
+const payloadBudget = 6000
+
 // cluster relays this node's wake-ups to the other nodes sharing its
-// PostgreSQL database, and theirs to this node's waiters.
+// PostgreSQL database, and theirs to this node's waiters. Sending is off
+// the request path: wake-ups queue in an outbox that one goroutine drains,
+// dropping duplicates and packing several into one notification (one
+// item per line), so a busy node sends few notifications and no request
+// waits on one.
 type cluster struct {
-	events *pgnotify.Notifier
-	log    *slog.Logger
+	events    *pgnotify.Notifier
+	log       *slog.Logger
+	outbox    chan string
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
-func (c *cluster) publish(payload string) {
-	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-	defer cancel()
-	if err := c.events.Publish(ctx, payload); err != nil {
-		c.log.Warn("notify other nodes", "payload", payload, "err", err)
+func newCluster(events *pgnotify.Notifier, log *slog.Logger) *cluster {
+	return &cluster{events: events, log: log, outbox: make(chan string, outboxSize), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (c *cluster) publish(item string) {
+	select {
+	case c.outbox <- item:
+	default:
+		c.log.Warn("notify other nodes: outbox full, wake-up dropped", "item", item)
+	}
+}
+
+// start runs the sender until close.
+func (c *cluster) start() {
+	go func() {
+		defer close(c.done)
+		for {
+			select {
+			case <-c.stop:
+				return
+			case first := <-c.outbox:
+				c.send(c.drain(first))
+			}
+		}
+	}()
+}
+
+// close stops the sender (safe to call twice); wake-ups still queued are
+// dropped.
+func (c *cluster) close() {
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		<-c.done
+	})
+}
+
+// drain takes first and whatever else is queued, without duplicates.
+func (c *cluster) drain(first string) []string {
+	items, seen := []string{first}, map[string]bool{first: true}
+	for {
+		select {
+		case it := <-c.outbox:
+			if !seen[it] {
+				seen[it] = true
+				items = append(items, it)
+			}
+		default:
+			return items
+		}
+	}
+}
+
+// send publishes items, packed.
+func (c *cluster) send(items []string) {
+	pack(items, func(payload string) {
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		defer cancel()
+		if err := c.events.Publish(ctx, payload); err != nil {
+			c.log.Warn("notify other nodes", "err", err)
+		}
+	})
+}
+
+// pack joins items one per line into as few payloads of at most
+// payloadBudget bytes as fit, and hands each to emit.
+func pack(items []string, emit func(payload string)) {
+	var b strings.Builder
+	for _, it := range items {
+		if b.Len() > 0 && b.Len()+1+len(it) > payloadBudget {
+			emit(b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(it)
+	}
+	if b.Len() > 0 {
+		emit(b.String())
 	}
 }
 
@@ -67,18 +158,25 @@ func (c *cluster) logChanged(jobID int64) {
 // receive acts on another node's payload with this node's hubs.
 func (c *cluster) receive(runners *runnerapi.API, logHub *joblog.Hub) func(payload string) {
 	return func(payload string) {
-		switch {
-		case strings.HasPrefix(payload, jobsPendingPrefix):
-			projectID, jobIDs, ok := parseJobsPending(payload[len(jobsPendingPrefix):])
-			if ok {
-				// The jobs are read back from the shared store to match
-				// them against this node's waiters.
-				runners.JobsPending(projectID, jobIDs)
-			}
-		case strings.HasPrefix(payload, logChangedPrefix):
-			if jobID, err := strconv.ParseInt(payload[len(logChangedPrefix):], 10, 64); err == nil {
-				logHub.Publish(jobID)
-			}
+		for item := range strings.SplitSeq(payload, "\n") {
+			c.receiveItem(runners, logHub, item)
+		}
+	}
+}
+
+// receiveItem acts on one wake-up of another node's notification.
+func (c *cluster) receiveItem(runners *runnerapi.API, logHub *joblog.Hub, item string) {
+	switch {
+	case strings.HasPrefix(item, jobsPendingPrefix):
+		projectID, jobIDs, ok := parseJobsPending(item[len(jobsPendingPrefix):])
+		if ok {
+			// The jobs are read back from the shared store to match
+			// them against this node's waiters.
+			runners.JobsPending(projectID, jobIDs)
+		}
+	case strings.HasPrefix(item, logChangedPrefix):
+		if jobID, err := strconv.ParseInt(item[len(logChangedPrefix):], 10, 64); err == nil {
+			logHub.Publish(jobID)
 		}
 	}
 }

@@ -89,9 +89,7 @@ func launchNode(t *testing.T, st store.Store, dataDir string, opt app.Options, c
 		a.Pipelines.Stop()
 		a.Expiry.Stop()
 		a.LogArchiver.Stop()
-		if a.Events != nil {
-			a.Events.Close()
-		}
+		a.CloseEvents()
 		st.Close()
 	}
 }
