@@ -165,6 +165,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		c := newCluster(events, opt.Logger)
 		relay = c
 		events.Handle(c.receive(runners, logHub))
+		// Wake-ups sent while this node was not listening are lost: its
+		// held requests look again as soon as it listens again.
+		events.OnResume(runners.RecheckAll)
 		pipes.OnJobsPending = func(projectID int64, jobIDs []int64) {
 			runners.JobsPending(projectID, jobIDs)
 			c.jobsPending(projectID, jobIDs)

@@ -69,7 +69,7 @@ func Defaults() Config {
 		ShutdownTimeout: 15 * time.Second,
 		ReadCacheTTL:    time.Second,
 		LongPoll:        50 * time.Second,
-		JobRecheck:      8 * time.Second,
+		JobRecheck:      time.Minute,
 		LogFollowPoll:   2 * time.Second,
 		// GitLab's default instance max_artifacts_size.
 		MaxArtifactSizeMB: 100,

@@ -39,6 +39,7 @@ type Notifier struct {
 
 	mu       sync.Mutex
 	handlers []func(payload string)
+	resumed  []func()
 
 	listenerPID atomic.Uint32
 	cancel      context.CancelFunc
@@ -89,6 +90,15 @@ func (n *Notifier) Handle(h func(payload string)) {
 	n.mu.Unlock()
 }
 
+// OnResume registers fn to run each time listening starts again after the
+// connection dropped: notifications sent meanwhile are lost, so waiters
+// should look for work once more. It may be registered at any time.
+func (n *Notifier) OnResume(fn func()) {
+	n.mu.Lock()
+	n.resumed = append(n.resumed, fn)
+	n.mu.Unlock()
+}
+
 // Publish sends payload to every other node.
 func (n *Notifier) Publish(ctx context.Context, payload string) error {
 	msg := n.node + " " + payload
@@ -135,9 +145,9 @@ const (
 
 func (n *Notifier) run(ctx context.Context) {
 	backoff := minBackoff
-	for {
+	for attempt := 0; ; attempt++ {
 		started := time.Now()
-		err := n.listen(ctx)
+		err := n.listen(ctx, attempt > 0)
 		n.listenerPID.Store(0)
 		if ctx.Err() != nil {
 			return
@@ -158,8 +168,9 @@ func (n *Notifier) run(ctx context.Context) {
 	}
 }
 
-// listen holds one connection until it fails or ctx ends.
-func (n *Notifier) listen(ctx context.Context) error {
+// listen holds one connection until it fails or ctx ends; resumed says an
+// earlier connection was lost.
+func (n *Notifier) listen(ctx context.Context, resumed bool) error {
 	conn, err := pgx.Connect(ctx, n.url)
 	if err != nil {
 		return err
@@ -169,6 +180,14 @@ func (n *Notifier) listen(ctx context.Context) error {
 		return err
 	}
 	n.listenerPID.Store(conn.PgConn().PID())
+	if resumed {
+		n.mu.Lock()
+		fns := append([]func(){}, n.resumed...)
+		n.mu.Unlock()
+		for _, fn := range fns {
+			fn()
+		}
+	}
 	for {
 		wctx, cancel := context.WithTimeout(ctx, idleCheck)
 		note, err := conn.WaitForNotification(wctx)

@@ -92,14 +92,25 @@ func TestNotifierReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
+	resumed := make(chan struct{}, 4)
+	b.OnResume(func() { resumed <- struct{}{} })
 	old := b.ListenerPID()
 	var killed bool
 	if err := admin.QueryRow(ctx, `SELECT pg_terminate_backend($1)`, int64(old)).Scan(&killed); err != nil || !killed {
 		t.Fatalf("terminate listener %d: %v %v", old, killed, err)
 	}
 	waitListening(t, b, old)
+	// Whoever waits on b is told to look again: wake-ups may have been lost.
+	select {
+	case <-resumed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no resume after the listener reconnected")
+	}
 	if err := a.Publish(ctx, "j:1:2,3"); err != nil {
 		t.Fatal(err)
 	}
 	receive(t, gotB, "j:1:2,3")
+	if len(resumed) != 0 {
+		t.Fatal("resumed more than once for one reconnect")
+	}
 }

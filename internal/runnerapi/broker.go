@@ -101,6 +101,25 @@ func (b *Broker) Notify(cands []Candidate) int {
 	return woken
 }
 
+// WakeAll wakes every held long poll once, so each looks for work again
+// (after wake-ups may have been lost), and moves every runner's version.
+func (b *Broker) WakeAll() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	woken := 0
+	for runnerID, ws := range b.waiters {
+		b.versions[runnerID]++
+		for w := range ws {
+			select {
+			case w.ch <- struct{}{}:
+				woken++
+			default:
+			}
+		}
+	}
+	return woken
+}
+
 // Waiting is the number of long-polls being held.
 func (b *Broker) Waiting() int {
 	b.mu.Lock()

@@ -47,3 +47,30 @@ func TestBrokerWakesOnlyMatchingRunners(t *testing.T) {
 		t.Fatalf("waiting %d", b.Waiting())
 	}
 }
+
+// After lost wake-ups every held poll is told to look again, whatever it
+// could take, and every runner's version moves.
+func TestBrokerWakeAll(t *testing.T) {
+	b := NewBroker()
+	never := func(Candidate) bool { return false }
+	var chans []<-chan struct{}
+	for i := 0; i < 5; i++ {
+		ch, cancel := b.Subscribe(int64(i), never)
+		defer cancel()
+		chans = append(chans, ch)
+	}
+	before := b.Version(3)
+	if n := b.WakeAll(); n != 5 {
+		t.Fatalf("woke %d of 5", n)
+	}
+	for i, ch := range chans {
+		select {
+		case <-ch:
+		default:
+			t.Fatalf("poll %d not woken", i)
+		}
+	}
+	if b.Version(3) == before {
+		t.Fatal("version did not move")
+	}
+}

@@ -179,6 +179,10 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 // defaultJobTimeout is a project's default job timeout (GitLab: 60 minutes).
 const defaultJobTimeout = time.Hour
 
+// RecheckAll has every held job request look for work again: wake-ups
+// from other nodes may have been lost.
+func (a *API) RecheckAll() { a.broker.WakeAll() }
+
 // JobsPending tells waiting runners about jobs that became pending.
 func (a *API) JobsPending(projectID int64, jobIDs []int64) {
 	ctx := context.Background()
