@@ -384,11 +384,10 @@ func throughput(ctx context.Context, n *benchNode, projectID int64, token string
 	var firstErr atomic.Value
 	var wg sync.WaitGroup
 	chunk := bytes.Repeat([]byte("x"), 64)
-	// The run ends when the last job finishes. Runners still long-polling
-	// then (there is no more work) are let go at once: their wait is not
-	// part of the throughput.
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
+	// The run ends when the last job finishes: runners still long-polling
+	// then (there is no more work) wait out their poll, which the clock
+	// does not count. They are not cut off: a poll abandoned by its client
+	// could still be handed the next phase's job.
 	var elapsed atomic.Int64
 	t0 := time.Now()
 	for i := 0; i < o.WorkRunners; i++ {
@@ -397,10 +396,7 @@ func throughput(ctx context.Context, n *benchNode, projectID int64, token string
 		go func() {
 			defer wg.Done()
 			for done.Load() < int64(o.Jobs) {
-				id, tok, err := r.poll(runCtx)
-				if runCtx.Err() != nil {
-					return
-				}
+				id, tok, err := r.poll(ctx)
 				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
@@ -418,7 +414,6 @@ func throughput(ctx context.Context, n *benchNode, projectID int64, token string
 				}
 				if done.Add(1) == int64(o.Jobs) {
 					elapsed.Store(int64(time.Since(t0)))
-					stop()
 				}
 			}
 		}()
