@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"gantry/internal/ci"
 	"gantry/internal/testenv"
 )
 
@@ -76,10 +75,7 @@ func TestAccessMatrix(t *testing.T) {
 					return ""
 				}},
 			}
-			valid := map[string]string{
-				"id": fmt.Sprint(fx.Project.ID), "job_id": fmt.Sprint(fx.JobsByStatus[ci.StatusRunning].ID),
-				"pipeline_id": fmt.Sprint(fx.Pipeline.ID), "name": "main", "file_path": "README.md",
-			}
+			valid := fixturePathValues(fx)
 			pairs, unexpected := 0, 0
 			for _, actor := range actors {
 				if actor.setup != nil {
@@ -87,16 +83,7 @@ func TestAccessMatrix(t *testing.T) {
 				}
 				for _, pat := range a.API.RoutePatterns() {
 					method, path, _ := strings.Cut(pat, " ")
-					concrete := path
-					for k, v := range valid {
-						concrete = strings.ReplaceAll(concrete, "{"+k+"}", v)
-						concrete = strings.ReplaceAll(concrete, "{"+k+"...}", v)
-					}
-					for strings.Contains(concrete, "{") {
-						i := strings.IndexByte(concrete, '{')
-						j := strings.IndexByte(concrete[i:], '}') + i
-						concrete = concrete[:i] + "1" + concrete[j+1:]
-					}
+					concrete := fillPath(path, valid)
 					status, body := accessRequest(t, srv.URL, method, concrete, actor.header)
 					pairs++
 					msg := ""

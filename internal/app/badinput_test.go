@@ -116,34 +116,45 @@ func runBadCase(base string, c badCase) string {
 	return ""
 }
 
-// badInputCases builds the matrix for every route pattern.
-func badInputCases(patterns []string, fx *testenv.Fixture) []badCase {
-	root := map[string]string{"PRIVATE-TOKEN": fx.Tokens["root"], "Content-Type": "application/json"}
-	valid := map[string]string{
+// fixturePathValues are valid values for the routes' path parameters: the
+// fixture's private project, its running job and its pipeline.
+func fixturePathValues(fx *testenv.Fixture) map[string]string {
+	return map[string]string{
 		"id": strconv.FormatInt(fx.Project.ID, 10), "job_id": strconv.FormatInt(fx.JobsByStatus[ci.StatusRunning].ID, 10),
 		"pipeline_id": strconv.FormatInt(fx.Pipeline.ID, 10), "name": "main", "file_path": "README.md",
 	}
-	fill := func(path string, override map[string]string) string {
-		var b strings.Builder
-		for {
-			i := strings.IndexByte(path, '{')
-			if i < 0 {
-				b.WriteString(path)
-				return b.String()
-			}
-			j := strings.IndexByte(path[i:], '}') + i
-			name := strings.TrimSuffix(path[i+1:j], "...")
-			v, ok := override[name]
-			if !ok {
-				if v, ok = valid[name]; !ok {
-					v = "1"
-				}
-			}
-			b.WriteString(path[:i])
-			b.WriteString(v)
-			path = path[j+1:]
+}
+
+// fillPath puts values into a route pattern's {params}, looking in each map
+// in turn; a parameter none of them names gets "1".
+func fillPath(path string, values ...map[string]string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(path, '{')
+		if i < 0 {
+			b.WriteString(path)
+			return b.String()
 		}
+		j := strings.IndexByte(path[i:], '}') + i
+		name := strings.TrimSuffix(path[i+1:j], "...")
+		v := "1"
+		for _, m := range values {
+			if mv, ok := m[name]; ok {
+				v = mv
+				break
+			}
+		}
+		b.WriteString(path[:i])
+		b.WriteString(v)
+		path = path[j+1:]
 	}
+}
+
+// badInputCases builds the matrix for every route pattern.
+func badInputCases(patterns []string, fx *testenv.Fixture) []badCase {
+	root := map[string]string{"PRIVATE-TOKEN": fx.Tokens["root"], "Content-Type": "application/json"}
+	valid := fixturePathValues(fx)
+	fill := func(path string, override map[string]string) string { return fillPath(path, override, valid) }
 	params := func(path string) []string {
 		var out []string
 		for rest := path; ; {

@@ -13,6 +13,14 @@ const (
 	RefTag    RefKind = "tag"
 )
 
+// RefKindOf names the kind of a branch (tag false) or tag ref.
+func RefKindOf(tag bool) RefKind {
+	if tag {
+		return RefTag
+	}
+	return RefBranch
+}
+
 // ProtectedAction is what an access level on a protected ref governs.
 type ProtectedAction string
 

@@ -125,11 +125,7 @@ func byPathID[T any](r *http.Request, name string, find func(id int64) (T, error
 // refAllows applies protected branches and tags: acting on CI for a
 // protected ref needs the right to push or merge to it (create, for a tag).
 func (a *API) refAllows(r *http.Request, pv *projectView, ref string, tag bool) (bool, error) {
-	kind := ci.RefBranch
-	if tag {
-		kind = ci.RefTag
-	}
-	rs, err := a.store.ProtectedRefs(r.Context(), pv.project.ID, kind)
+	rs, err := a.store.ProtectedRefs(r.Context(), pv.project.ID, ci.RefKindOf(tag))
 	if err != nil {
 		return false, err
 	}

@@ -275,11 +275,7 @@ func (s *Service) predefined(req CreateRequest, c *ci.Commit) map[string]string 
 
 // RefProtected reports whether a branch (or tag) is protected in the project.
 func (s *Service) RefProtected(ctx context.Context, projectID int64, ref string, tag bool) (bool, error) {
-	kind := ci.RefBranch
-	if tag {
-		kind = ci.RefTag
-	}
-	rs, err := s.store.ProtectedRefs(ctx, projectID, kind)
+	rs, err := s.store.ProtectedRefs(ctx, projectID, ci.RefKindOf(tag))
 	if err != nil {
 		return false, err
 	}

@@ -187,11 +187,15 @@ func (a *API) RecheckAll() { a.broker.WakeAll() }
 func (a *API) JobsPending(projectID int64, jobIDs []int64) {
 	ctx := context.Background()
 	chain, _ := a.chains.get(ctx, a.store, projectID)
+	jobs, err := a.store.JobsByIDs(ctx, projectID, jobIDs)
+	if err != nil {
+		a.log.Warn("wake runners: read jobs", "project", projectID, "err", err)
+		return
+	}
 	var builds []*ci.Job
 	var pipelineIDs []int64
-	for _, id := range jobIDs {
-		j, err := a.store.JobByID(ctx, projectID, id)
-		if err != nil || j.Kind != ci.KindBuild {
+	for _, j := range jobs {
+		if j.Kind != ci.KindBuild {
 			continue
 		}
 		builds = append(builds, j)

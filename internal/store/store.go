@@ -322,6 +322,9 @@ type Jobs interface {
 	InsertJob(ctx context.Context, j ci.Job) (*ci.Job, error)
 	// JobByID finds a job inside a project; ErrNotFound otherwise.
 	JobByID(ctx context.Context, projectID, id int64) (*ci.Job, error)
+	// JobsByIDs reads the project's jobs among ids, id ascending; ids of
+	// other projects or of no job are left out.
+	JobsByIDs(ctx context.Context, projectID int64, ids []int64) ([]*ci.Job, error)
 	// ListJobs returns jobs matching f, id descending.
 	ListJobs(ctx context.Context, f JobFilter) ([]*ci.Job, error)
 	// ListJobsWithArtifacts is ListJobs that also returns each job's

@@ -128,6 +128,15 @@ func (db *DB) JobByID(ctx context.Context, projectID, id int64) (*ci.Job, error)
 	return j, db.translate(err)
 }
 
+func (db *DB) JobsByIDs(ctx context.Context, projectID int64, ids []int64) ([]*ci.Job, error) {
+	ids = uniqueIDs(ids)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return db.jobs(ctx, `SELECT `+jobCols+` FROM jobs WHERE project_id = ? AND id IN (`+placeholders(len(ids))+`) ORDER BY id`,
+		append([]any{projectID}, int64Args(ids)...)...)
+}
+
 func jobWhere(f store.JobFilter) (string, []any) {
 	var where []string
 	var args []any

@@ -12,7 +12,8 @@ import (
 	"gantry/internal/store"
 )
 
-// column reads a one-column result.
+// column reads a one-column result inside a transaction (db.ids reads
+// ids from the read pool).
 func column[T any](rows *sql.Rows, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
@@ -167,7 +168,7 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 }
 
 func (db *DB) PipelinesNeedingProcessing(ctx context.Context, limit int) ([]int64, error) {
-	return column[int64](db.query(ctx, `SELECT DISTINCT pipeline_id FROM pipeline_wakeups ORDER BY pipeline_id LIMIT ?`, limit))
+	return db.ids(ctx, `SELECT DISTINCT pipeline_id FROM pipeline_wakeups ORDER BY pipeline_id LIMIT ?`, limit)
 }
 
 func (db *DB) MarkPipelineForProcessing(ctx context.Context, pipelineID int64) error {

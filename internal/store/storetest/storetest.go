@@ -316,6 +316,13 @@ func testJobFilters(t *testing.T, st store.Store) {
 	if got := list(store.JobFilter{IncludeRetried: true, Offset: 10, Limit: 5}); !slices.Equal(got, all[10:]) {
 		t.Fatalf("offset %v", got)
 	}
+	byIDs := ok[[]*ci.Job](t)(st.JobsByIDs(ctx, p.ID, []int64{all[0], all[3], all[0], all[0] + 1000}))
+	if len(byIDs) != 2 || byIDs[0].ID != all[3] || byIDs[1].ID != all[0] {
+		t.Fatalf("jobs by ids %v", byIDs)
+	}
+	if other := ok[[]*ci.Job](t)(st.JobsByIDs(ctx, p.ID+1, []int64{all[0]})); len(other) != 0 {
+		t.Fatalf("another project's jobs by ids %v", other)
+	}
 	if n := ok[int](t)(st.CountJobs(ctx, store.JobFilter{ProjectID: p.ID, IncludeRetried: true}, 100)); n != 12 {
 		t.Fatalf("count %d", n)
 	}
