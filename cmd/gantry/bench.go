@@ -124,13 +124,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	case "runners":
 		fs := flag.NewFlagSet("gantry bench runners", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		o := bench.RunnersOptions{LogChunk: 4096}
+		o := bench.RunnersOptions{}
 		dbURL, stores := storeFlags(fs, getenv, stderr)
 		fs.IntVar(&o.IdleRunners, "idle-runners", 500, "long-polling runners during the pickup measurement")
 		fs.IntVar(&o.Pickups, "pickups", 300, "jobs made pending one at a time")
 		fs.IntVar(&o.WorkRunners, "work-runners", 50, "runners driving no-op jobs")
 		fs.IntVar(&o.Jobs, "jobs", 5000, "no-op jobs")
 		fs.IntVar(&o.LogJobs, "log-jobs", 1000, "running jobs appending logs")
+		fs.IntVar(&o.LogChunk, "log-chunk", 4096, "bytes per log append")
 		fs.DurationVar(&o.IdleFor, "idle-for", 10*time.Second, "how long idle polling is observed")
 		fs.DurationVar(&o.LongPoll, "long-poll", 20*time.Second, "server long-poll hold")
 		if err := fs.Parse(args[1:]); err != nil {
