@@ -59,6 +59,10 @@ const (
 	// request; none of the actors' credentials count, and a missing token
 	// is a parameter error (requires :token).
 	runnerTokenMissing = "400 400 400 400 400 400 400 400 400 400 400"
+	// Runner-token routes: gantry also reads the runner token from the
+	// Runner-Token and PRIVATE-TOKEN headers (gitlab-runner's header), so a
+	// personal token there is a wrong runner token (403).
+	runnerTokenWrong = "400 403 403 403 403 403 403 400 400 400 400"
 	// Job-token routes of the runner protocol without a token: 403.
 	runnerJobForbidden = "403 403 403 403 403 403 403 %s 403 403 403"
 	// Runner management: instance runners are shown to every user; only
@@ -171,7 +175,8 @@ func accessCases(w *accessWorld) map[string]accessCase {
 		// Authenticated by the trigger token in the body alone; without
 		// one the parameters fail first, for everybody.
 		"POST /api/v4/projects/{id}/trigger/pipeline": {want: runnerTokenMissing},
-		"POST /api/v4/projects/{id}/ci/lint": {want: "401 404 403 200 200 200 200 401 401 401 401",
+		// create_pipeline: developers.
+		"POST /api/v4/projects/{id}/ci/lint": {want: "401 404 403 403 200 200 200 401 401 401 401",
 			body: `{"content":"build:\n  script: [make]\n"}`},
 
 		// push_code: developers.
@@ -210,11 +215,11 @@ func accessCases(w *accessWorld) map[string]accessCase {
 		"GET /api/v4/projects/{id}/runners": {want: maintainerRead},
 
 		"POST /api/v4/runners":                            {want: runnerTokenMissing},
-		"DELETE /api/v4/runners":                          {want: runnerTokenMissing},
-		"POST /api/v4/runners/verify":                     {want: runnerTokenMissing},
-		"DELETE /api/v4/runners/managers":                 {want: runnerTokenMissing},
-		"POST /api/v4/runners/reset_authentication_token": {want: runnerTokenMissing},
-		"POST /api/v4/jobs/request":                       {want: runnerTokenMissing},
+		"DELETE /api/v4/runners":                          {want: runnerTokenWrong},
+		"POST /api/v4/runners/verify":                     {want: runnerTokenWrong},
+		"DELETE /api/v4/runners/managers":                 {want: runnerTokenWrong},
+		"POST /api/v4/runners/reset_authentication_token": {want: runnerTokenWrong},
+		"POST /api/v4/jobs/request":                       {want: runnerTokenWrong},
 		"PUT /api/v4/jobs/{job_id}":                       {want: fmt.Sprintf(runnerJobForbidden, "200")},
 		// Content-Range is checked after the job token.
 		"PATCH /api/v4/jobs/{job_id}/trace":    {want: fmt.Sprintf(runnerJobForbidden, "400")},
