@@ -220,12 +220,17 @@ func accessCases(w *accessWorld) map[string]accessCase {
 		"DELETE /api/v4/runners/managers":                 {want: runnerTokenWrong},
 		"POST /api/v4/runners/reset_authentication_token": {want: runnerTokenWrong},
 		"POST /api/v4/jobs/request":                       {want: runnerTokenWrong},
-		"PUT /api/v4/jobs/{job_id}":                       {want: fmt.Sprintf(runnerJobForbidden, "200")},
+		// GitLab requires the job token in the body here; gantry also takes
+		// the JOB-TOKEN header, as on the trace and artifact routes.
+		"PUT /api/v4/jobs/{job_id}": {want: fmt.Sprintf(runnerJobForbidden, "200")},
 		// Content-Range is checked after the job token.
 		"PATCH /api/v4/jobs/{job_id}/trace":    {want: fmt.Sprintf(runnerJobForbidden, "400")},
 		"POST /api/v4/jobs/{job_id}/artifacts": {want: fmt.Sprintf(runnerJobForbidden, "400")},
 		// A job downloading the artifacts of a job it depends on; the
-		// running job has no archive.
+		// running job has no archive. gantry looks only at job tokens and
+		// only within the caller's pipeline, so a personal token is no
+		// credential (401; current GitLab authenticates the user, then
+		// refuses a request without a job token with 403).
 		"GET /api/v4/jobs/{job_id}/artifacts": {want: "401 401 401 401 401 401 401 404 404 404 401"},
 	}
 }
