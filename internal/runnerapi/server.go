@@ -187,7 +187,8 @@ func runnerToken(r *http.Request, body string) string {
 
 func (a *API) authRunner(ctx context.Context, token string) (*ci.Runner, error) {
 	if token == "" {
-		return nil, fail(http.StatusForbidden, "403 Forbidden")
+		// GitLab declares the token required: a parameter error, not a refusal.
+		return nil, &apiError{status: http.StatusBadRequest, body: map[string]string{"error": "token is missing"}}
 	}
 	r, err := a.store.RunnerByTokenDigest(ctx, ci.HashToken(token))
 	if err != nil {
