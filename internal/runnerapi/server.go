@@ -7,6 +7,7 @@ package runnerapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -131,7 +132,16 @@ func (a *API) wrap(h handlerFunc) http.Handler {
 			return
 		}
 		ae, ok := err.(*apiError)
-		if !ok {
+		switch {
+		case ok:
+		case store.Unavailable(err):
+			// The runner retries a 503 and keeps the job; a 500 or 403
+			// here would make it give up on work the database still has.
+			if r.Context().Err() == nil {
+				a.log.Warn("runner api: backend unavailable", "path", r.URL.Path, "err", err)
+			}
+			ae = &apiError{status: http.StatusServiceUnavailable, body: map[string]string{"message": "503 Service Unavailable"}, header: map[string]string{"Retry-After": "1"}}
+		default:
 			if r.Context().Err() == nil {
 				a.log.Error("runner api", "path", r.URL.Path, "err", err)
 			}
@@ -190,8 +200,11 @@ func (a *API) authRunner(ctx context.Context, token string) (*ci.Runner, error) 
 		return nil, fail(http.StatusForbidden, "403 Forbidden")
 	}
 	r, err := a.store.RunnerByTokenDigest(ctx, ci.HashToken(token))
-	if err != nil {
+	if errors.Is(err, ci.ErrNotFound) {
 		return nil, fail(http.StatusForbidden, "403 Forbidden")
+	}
+	if err != nil {
+		return nil, err // a 403 would make the runner stop asking for a long while
 	}
 	return r, nil
 }
