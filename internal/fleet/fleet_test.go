@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -88,7 +87,8 @@ func startNodes(t *testing.T, n int, dbHost func(real string) string, env ...str
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, nd := range c.Nodes {
-				t.Logf("%s log tail:\n%s", nd.Name, nd.LogTail(20))
+				errs := nd.LogLines("level=ERROR")
+				t.Logf("%s: %d errors logged, the first: %q; log tail:\n%s", nd.Name, len(errs), errs[:min(len(errs), 5)], nd.LogTail(10))
 			}
 		}
 		c.Stop()
@@ -127,73 +127,15 @@ func TestThreeNodes(t *testing.T) {
 		t.Errorf("runners met server errors without any fault injected: %v", n)
 	}
 
-	lat := crossNodePickups(t, c, envInt(t, "GANTRY_FLEET_PICKUPS", 50))
-	fmt.Printf("FLEET cross-node pickup (job made pending on node 2, runner held by node 1), %d jobs: queued→taken p50 %.1f ms, p99 %.1f ms; pipeline POST→runner p50 %.1f ms, p99 %.1f ms\n",
-		len(lat.queue), ms(pct(lat.queue, 50)), ms(pct(lat.queue, 99)), ms(pct(lat.e2e, 50)), ms(pct(lat.e2e, 99)))
-}
-
-type latencies struct{ queue, e2e []time.Duration }
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[min(len(s)-1, len(s)*p/100)]
+	lat, err := fleet.MeasurePickups(ctx, c, 0, 1, envInt(t, "GANTRY_FLEET_PICKUPS", 50))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("FLEET cross-node pickup (job made pending through node 2, runner held by node 1), %d jobs: queued→taken p50 %.1f ms, p99 %.1f ms; pipeline POST→runner p50 %.1f ms, p99 %.1f ms\n",
+		len(lat.Queue), ms(fleet.Percentile(lat.Queue, 50)), ms(fleet.Percentile(lat.Queue, 99)), ms(fleet.Percentile(lat.Trip, 50)), ms(fleet.Percentile(lat.Trip, 99)))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// crossNodePickups has four runners (tag "latency", so no other runner
-// takes these jobs) long-poll node 1 while pipelines of one such job are
-// created, one at a time, through node 2.
-func crossNodePickups(t *testing.T, c *fleet.Cluster, n int) latencies {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	p, err := c.API(1).CreateProject(ctx, "latency", "work:\n  tags: [latency]\n  script: [\"true\"]\n")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, err := fleet.CreateRunners(ctx, c, 4, []string{"latency"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ledger := fleet.NewLedger()
-	got := make(chan time.Time, 16)
-	ledger.OnJob = func(_ int64, at time.Time) { got <- at }
-	var wg sync.WaitGroup
-	for i, tok := range tokens {
-		r := fleet.NewRunner(tok, fmt.Sprintf("s_latency%05d", i), []string{c.Nodes[0].URL}, 0, fleet.Work{Chunks: 1, ChunkSize: 16}, ledger)
-		wg.Add(1)
-		go func() { defer wg.Done(); r.Run(ctx) }()
-	}
-	defer func() { cancel(); wg.Wait() }()
-	wait := func() time.Time {
-		select {
-		case at := <-got:
-			return at
-		case <-time.After(time.Minute):
-			t.Fatal("a latency job was not taken within a minute")
-		}
-		return time.Time{}
-	}
-	wait() // the commit's own pipeline
-	var lat latencies
-	for range n {
-		time.Sleep(100 * time.Millisecond) // the runners park again
-		t0 := time.Now()
-		id, err := c.API(1).CreatePipeline(ctx, p.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		at := wait()
-		lat.e2e = append(lat.e2e, at.Sub(t0))
-		_ = id
-	}
-	for _, rec := range ledger.Jobs() {
-		lat.queue = append(lat.queue, time.Duration(rec.QueueSeconds*float64(time.Second)))
-	}
-	return lat
-}
 
 // verify reads every job back through a node other than the one it was
 // written through: each job ran at most once; with faults, only jobs no

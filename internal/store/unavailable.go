@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 
 	"gantry/internal/ci"
 )
@@ -20,6 +21,21 @@ func Unavailable(err error) bool {
 		return false
 	}
 	var netErr net.Error
-	return errors.Is(err, ci.ErrUnavailable) || errors.As(err, &netErr) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)
+	if errors.Is(err, ci.ErrUnavailable) || errors.As(err, &netErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) {
+		return true
+	}
+	// Driver errors, recognised by behaviour so the seam names no driver:
+	// a connection that was already closed (pgx says so with SafeToRetry),
+	// and PostgreSQL's connection-exception and shutdown states.
+	var retry interface{ SafeToRetry() bool }
+	if errors.As(err, &retry) && retry.SafeToRetry() {
+		return true
+	}
+	var state interface{ SQLState() string }
+	if errors.As(err, &state) {
+		code := state.SQLState()
+		return strings.HasPrefix(code, "08") || strings.HasPrefix(code, "57P") || code == "53300"
+	}
+	return false
 }
