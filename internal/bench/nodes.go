@@ -66,12 +66,13 @@ func Nodes(ctx context.Context, o NodesOptions, out io.Writer) ([]NodesReport, [
 		fmt.Fprintf(out, "%-6d %10.0f %11.2fx %10.1fms %10.1fms\n", r.Nodes, r.JobsPerSecond, r.JobsPerSecond/reps[0].JobsPerSecond, ms(r.PickupP50), ms(r.PickupP99))
 	}
 	if len(idle) > 0 {
-		fmt.Fprintf(out, "\n%-12s %12s %14s %14s %14s %20s\n", "idle runners", "requests/s", "db xact/s", "schema scans/s", "rows read/s", "scans/s per runner")
-		base := idle[0]
-		for _, l := range idle {
+		fmt.Fprintf(out, "\n%-12s %12s %14s %14s %14s %20s\n", "idle runners", "requests/s", "db xact/s", "schema scans/s", "rows read/s", "added scans/s per added runner")
+		// Against the previous step: the first window also sees the
+		// background work the throughput phase left (log archiving).
+		for i, l := range idle {
 			per := "-"
-			if l.Runners > 0 && base.Runners == 0 {
-				per = fmt.Sprintf("%.5f", (l.ScansPerSec-base.ScansPerSec)/float64(l.Runners))
+			if i > 0 && l.Runners > idle[i-1].Runners {
+				per = fmt.Sprintf("%.5f", (l.ScansPerSec-idle[i-1].ScansPerSec)/float64(l.Runners-idle[i-1].Runners))
 			}
 			fmt.Fprintf(out, "%-12d %12.1f %14.1f %14.1f %14.1f %20s\n", l.Runners, l.RequestsPerSec, l.XactPerSec, l.ScansPerSec, l.RowsPerSec, per)
 		}
