@@ -257,6 +257,15 @@ func (a *App) Bootstrap(ctx context.Context) (string, error) {
 	if _, err := a.Store.CreateToken(ctx, store.CreateTokenParams{UserID: root.ID, Name: "initial root token", Digest: ci.HashToken(secret), Scopes: []ci.Scope{ci.ScopeAPI}, Now: now}); err != nil {
 		return "", fmt.Errorf("create root token: %w", err)
 	}
+	if pw := a.Config.InitialRootPassword; pw != "" {
+		digest, err := ci.HashPassword(pw)
+		if err != nil {
+			return "", err
+		}
+		if err := a.Store.SetUserPassword(ctx, root.ID, digest); err != nil {
+			return "", fmt.Errorf("set root password: %w", err)
+		}
+	}
 	if generated {
 		return secret, nil
 	}

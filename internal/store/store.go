@@ -386,6 +386,9 @@ type Jobs interface {
 	StaleCanceling(ctx context.Context, before time.Time) ([]*ci.Job, error)
 	// JobSpec returns the planned definition stored with a job.
 	JobSpec(ctx context.Context, jobID int64) ([]byte, error)
+	// PipelineNeeds returns the `needs` of each job of a pipeline that has
+	// any, by job id.
+	PipelineNeeds(ctx context.Context, pipelineID int64) (map[int64][]string, error)
 	// SetDownstream links a bridge to the pipeline it created.
 	SetDownstream(ctx context.Context, bridgeID, pipelineID int64) error
 	// ForceJobStatus sets a bridge's status to mirror its downstream
@@ -400,6 +403,7 @@ type JobFilter struct {
 	Kind           ci.JobKind
 	Statuses       []ci.JobStatus
 	Ref            string // the pipeline's ref
+	Name           string // exact job name
 	IncludeRetried bool
 	BeforeID       int64 // keyset: id < BeforeID
 	// BeforeStage, when > 0, keeps jobs of stages before it (stage_idx < BeforeStage).
