@@ -100,6 +100,16 @@ type gitHandler struct {
 	log    *slog.Logger
 }
 
+// IsGitRequest tells repository traffic from pages: a path with a
+// segment ending in .git, or a smart-HTTP request.
+func IsGitRequest(req *http.Request) bool {
+	if strings.Contains(req.URL.Path, ".git/") || strings.HasSuffix(req.URL.Path, ".git") {
+		return true
+	}
+	_, _, _, ok := parseGitPath(req)
+	return ok
+}
+
 // parseGitPath splits a smart-HTTP URL path into the project full path and
 // the service; ok is false for anything that is not a smart-HTTP request.
 func parseGitPath(req *http.Request) (fullPath, service, suffix string, ok bool) {

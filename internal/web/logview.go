@@ -33,6 +33,8 @@ type logLine struct {
 	Collapsed bool
 	// Duration is a section header's run time, when its end was seen.
 	Duration string
+	// Hidden is set inside a section that starts collapsed.
+	Hidden bool
 }
 
 var sectionMarker = regexp.MustCompile(`section_(start|end):(\d+):([A-Za-z0-9_.-]+)(\[[^\]\r\n]*\])?\r(?:\x1b\[0K)?`)
@@ -130,7 +132,8 @@ type logRenderer struct {
 		line int
 		at   int64
 	}
-	lines []logLine
+	lines     []logLine
+	collapsed map[string]bool
 }
 
 // renderLog renders data, which starts at byte offset start of the log
@@ -172,6 +175,12 @@ func (r *logRenderer) line(raw []byte, offset int64, number int) {
 			r.sections = append(r.sections, name)
 			out.Header = name
 			out.Collapsed = strings.Contains(m[4], "collapsed=true")
+			if out.Collapsed {
+				if r.collapsed == nil {
+					r.collapsed = map[string]bool{}
+				}
+				r.collapsed[name] = true
+			}
 			if r.starts == nil {
 				r.starts = map[string]struct {
 					line int
@@ -192,10 +201,16 @@ func (r *logRenderer) line(raw []byte, offset int64, number int) {
 	}
 	text = sectionMarker.ReplaceAllString(text, "")
 	out.Sections = strings.Join(r.sections, "/")
+	for _, name := range r.sections {
+		if r.collapsed[name] && name != out.Header {
+			out.Hidden = true
+		}
+	}
 	for _, name := range ended {
 		for i := len(r.sections) - 1; i >= 0; i-- {
 			if r.sections[i] == name {
 				r.sections = r.sections[:i]
+				delete(r.collapsed, name)
 				break
 			}
 		}
