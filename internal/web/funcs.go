@@ -67,6 +67,13 @@ func (s *Server) funcs() template.FuncMap {
 		"join":    strings.Join,
 		"itoa":    func(n int64) string { return strconv.FormatInt(n, 10) },
 		"version": func() string { return s.cfg.Version },
+		"seq": func(n int) []int {
+			out := make([]int, n)
+			for i := range out {
+				out[i] = i + 1
+			}
+			return out
+		},
 	}
 }
 
