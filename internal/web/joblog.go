@@ -24,7 +24,9 @@ type logWindow struct {
 	End   int64 // byte offset after the last byte shown
 }
 
-func (s *Server) tailWindow(ctx context.Context, jobID int64) (logWindow, error) {
+// tailWindow renders the end of a log. For a live log it stops after the
+// last line break: the rest of that line arrives by the live stream.
+func (s *Server) tailWindow(ctx context.Context, jobID int64, live bool) (logWindow, error) {
 	log, err := s.logs.Open(ctx, jobID)
 	if err != nil {
 		return logWindow{}, err
@@ -46,7 +48,10 @@ func (s *Server) tailWindow(ctx context.Context, jobID int64) (logWindow, error)
 		}
 		data, from, first = data[i+1:], from+int64(i+1), 0
 	}
-	return logWindow{Lines: renderLog(data, from, first), Start: from, End: size}, nil
+	if live {
+		data = data[:bytes.LastIndexByte(data, '\n')+1]
+	}
+	return logWindow{Lines: renderLog(data, from, first), Start: from, End: from + int64(len(data))}, nil
 }
 
 // logSeeker reads a job log by ranges, for http.ServeContent.

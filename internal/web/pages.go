@@ -417,7 +417,7 @@ func (s *Server) handleJob(w http.ResponseWriter, r *http.Request) error {
 		d.Downstream = links[*j.DownstreamPipelineID]
 	}
 	if j.ErasedAt == nil && j.Kind == ci.KindBuild {
-		if d.Log, err = s.tailWindow(ctx, j.ID); err != nil {
+		if d.Log, err = s.tailWindow(ctx, j.ID, d.Live); err != nil {
 			return err
 		}
 		if d.Live && s.onLogRead != nil && j.Status.Executing() {
