@@ -91,6 +91,20 @@ func Load(ctx context.Context, conns int, d time.Duration, next func(worker, i i
 	return r
 }
 
+// perStore runs a benchmark on each store in turn; the first failure
+// stops it, naming its store.
+func perStore[R any](stores []string, run func(store string) (R, error)) ([]R, error) {
+	var reps []R
+	for _, name := range stores {
+		r, err := run(name)
+		if err != nil {
+			return reps, fmt.Errorf("%s: %w", name, err)
+		}
+		reps = append(reps, r)
+	}
+	return reps, nil
+}
+
 // Sequential times n one-at-a-time requests to u and returns the median.
 func Sequential(ctx context.Context, n int, u string, h http.Header) (time.Duration, error) {
 	lat, err := Latencies(ctx, n, u, h)

@@ -46,13 +46,9 @@ const benchSessionID = "bench-web-session-0123456789"
 
 // WebUI seeds a large project on each store and times every kind of page.
 func WebUI(ctx context.Context, o WebUIOptions, out io.Writer) ([]WebUIReport, error) {
-	var reports []WebUIReport
-	for _, name := range o.Stores {
-		rep, err := webUIOne(ctx, name, o, out)
-		if err != nil {
-			return reports, fmt.Errorf("%s: %w", name, err)
-		}
-		reports = append(reports, rep)
+	reports, err := perStore(o.Stores, func(name string) (WebUIReport, error) { return webUIOne(ctx, name, o, out) })
+	if err != nil {
+		return reports, err
 	}
 	fmt.Fprintf(out, "\n%-9s %-34s %9s %9s %10s\n", "store", "page", "p50 ms", "p99 ms", "bytes")
 	for _, r := range reports {
