@@ -63,6 +63,7 @@ func (s *Server) funcs() template.FuncMap {
 			return sha
 		},
 		"bytes":   formatBytes,
+		"logHTML": linesHTML,
 		"ubytes":  func(n uint64) string { return formatBytes(int64(min(n, 1<<62))) },
 		"join":    strings.Join,
 		"itoa":    func(n int64) string { return strconv.FormatInt(n, 10) },

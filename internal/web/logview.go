@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"html/template"
 	"regexp"
 	"strconv"
 	"strings"
@@ -168,7 +169,12 @@ func (r *logRenderer) line(raw []byte, offset int64, number int) {
 	text := string(bytes.TrimSuffix(raw, []byte{'\r'}))
 	// Section markers first: their carriage return is part of the marker.
 	var ended []string
-	for _, m := range sectionMarker.FindAllStringSubmatch(text, -1) {
+	var markers [][]string
+	if strings.Contains(text, "section_") {
+		markers = sectionMarker.FindAllStringSubmatch(text, -1)
+		text = sectionMarker.ReplaceAllString(text, "")
+	}
+	for _, m := range markers {
 		name := m[3]
 		at, _ := strconv.ParseInt(m[2], 10, 64)
 		if m[1] == "start" {
@@ -199,7 +205,6 @@ func (r *logRenderer) line(raw []byte, offset int64, number int) {
 		}
 		ended = append(ended, name)
 	}
-	text = sectionMarker.ReplaceAllString(text, "")
 	out.Sections = strings.Join(r.sections, "/")
 	for _, name := range r.sections {
 		if r.collapsed[name] && name != out.Header {
@@ -268,4 +273,54 @@ func formatSectionDuration(sec int64) string {
 		sec = 0
 	}
 	return strconv.FormatInt(sec/60, 10) + "m " + strconv.FormatInt(sec%60, 10) + "s"
+}
+
+// linesHTML writes lines as the job page shows them. It is written by hand
+// rather than by a template: a screen of log is thousands of elements,
+// which html/template renders several times slower. Every text and
+// attribute value goes through HTMLEscapeString.
+func linesHTML(lines []logLine) template.HTML {
+	var b strings.Builder
+	esc := template.HTMLEscapeString
+	for _, l := range lines {
+		id := "O" + strconv.FormatInt(l.Offset, 10)
+		num := ""
+		if l.Number > 0 {
+			num = strconv.Itoa(l.Number)
+			id = "L" + num
+		}
+		b.WriteString(`<div class="ln`)
+		if l.Header != "" {
+			b.WriteString(` sh`)
+		}
+		b.WriteString(`" id="` + id + `" data-o="` + strconv.FormatInt(l.Offset, 10) + `"`)
+		if l.Sections != "" {
+			b.WriteString(` data-s="` + esc(l.Sections) + `"`)
+		}
+		if l.Hidden {
+			b.WriteString(` hidden`)
+		}
+		b.WriteString(`><a class="n" href="#` + id + `">` + num + `</a>`)
+		if l.Header != "" {
+			expanded := "true"
+			if l.Collapsed {
+				expanded = "false"
+			}
+			b.WriteString(`<button type="button" class="tog" aria-expanded="` + expanded + `" aria-label="Toggle section ` + esc(l.Header) + `"></button>`)
+		}
+		b.WriteString(`<span class="t">`)
+		for _, sp := range l.Spans {
+			if sp.Class == "" {
+				b.WriteString(esc(sp.Text))
+				continue
+			}
+			b.WriteString(`<span class="` + sp.Class + `">` + esc(sp.Text) + `</span>`)
+		}
+		b.WriteString(`</span>`)
+		if l.Duration != "" {
+			b.WriteString(`<span class="sd">` + esc(l.Duration) + `</span>`)
+		}
+		b.WriteString("</div>\n")
+	}
+	return template.HTML(b.String())
 }
