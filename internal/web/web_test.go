@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -397,6 +398,25 @@ func TestLogEndpoints(t *testing.T) {
 			code, body := br.get(failed + "/follow?offset=4")
 			if code != 200 || !strings.Contains(body, "data: Running with gantry") || !strings.Contains(body, "event: end") {
 				t.Fatalf("follow a finished job: %d %q", code, body)
+			}
+
+			// A long log: the page shows its end, anchored by byte offsets,
+			// and offers the earlier part.
+			long := s.fx.JobsByStatus[ci.StatusCanceled]
+			var log strings.Builder
+			for i := 1; log.Len() < 400<<10; i++ {
+				fmt.Fprintf(&log, "line %06d of a long log\n", i)
+			}
+			if _, err := s.st.AppendTrace(context.Background(), long.ID, 0, []byte(log.String())); err != nil {
+				t.Fatal(err)
+			}
+			code, body = br.get(s.jobURL(long))
+			start := int64(log.Len() - 128<<10)
+			start += int64(strings.IndexByte(log.String()[start:], '\n') + 1)
+			if code != 200 || !strings.Contains(body, `<button type="button" id="log-earlier">`) || !strings.Contains(body, `data-start="`+strconv.FormatInt(start, 10)+`"`) ||
+				!strings.Contains(body, `id="O`+strconv.FormatInt(start, 10)+`"`) || strings.Contains(body, `id="L1"`) || !strings.Contains(body, "line 015") ||
+				strings.Contains(body, "line 000001 ") || len(body) > 1<<20 {
+				t.Fatalf("long log page: %d, %d bytes", code, len(body))
 			}
 		})
 	}
