@@ -101,9 +101,14 @@ type gitHandler struct {
 }
 
 // IsGitRequest tells repository traffic from pages: a path with a
-// segment ending in .git, or a smart-HTTP request.
+// segment ending in .git, or a smart-HTTP request. Whatever follows a
+// "/-/" segment is a page's (GitLab reserves "-" as a path segment).
 func IsGitRequest(req *http.Request) bool {
-	if strings.Contains(req.URL.Path, ".git/") || strings.HasSuffix(req.URL.Path, ".git") {
+	p := req.URL.Path
+	if i := strings.Index(p, "/-/"); i >= 0 {
+		p = p[:i]
+	}
+	if strings.Contains(p, ".git/") || strings.HasSuffix(p, ".git") {
 		return true
 	}
 	_, _, _, ok := parseGitPath(req)
