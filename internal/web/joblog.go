@@ -15,7 +15,7 @@ import (
 
 // tailBytes is how much of a log the job page renders at first: the end,
 // which is what people look at; the page loads earlier parts on request.
-const tailBytes = 128 << 10
+const tailBytes = 64 << 10
 
 // logWindow is the part of a log a page shows.
 type logWindow struct {

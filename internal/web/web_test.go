@@ -411,7 +411,7 @@ func TestLogEndpoints(t *testing.T) {
 				t.Fatal(err)
 			}
 			code, body = br.get(s.jobURL(long))
-			start := int64(log.Len() - 128<<10)
+			start := int64(log.Len() - 64<<10)
 			start += int64(strings.IndexByte(log.String()[start:], '\n') + 1)
 			if code != 200 || !strings.Contains(body, `<button type="button" id="log-earlier">`) || !strings.Contains(body, `data-start="`+strconv.FormatInt(start, 10)+`"`) ||
 				!strings.Contains(body, `id="O`+strconv.FormatInt(start, 10)+`"`) || strings.Contains(body, `id="L1"`) || !strings.Contains(body, "line 015") ||
