@@ -25,6 +25,7 @@ import (
 	"gantry/internal/githost"
 	"gantry/internal/httpapi"
 	"gantry/internal/joblog"
+	"gantry/internal/lease"
 	"gantry/internal/pgnotify"
 	"gantry/internal/pipeline"
 	"gantry/internal/runnerapi"
@@ -57,9 +58,13 @@ type App struct {
 	LogHub *joblog.Hub
 	// Events relays wake-ups between nodes sharing a PostgreSQL
 	// database; nil on SQLite, which serves one process.
-	Events   *pgnotify.Notifier
-	relay    *cluster // sends this node's wake-ups to the others
-	watchdog *runnerapi.Watchdog
+	Events *pgnotify.Notifier
+	relay  *cluster // sends this node's wake-ups to the others
+	// Leases let one node of several run each periodic sweep; nil on
+	// SQLite, which serves one process.
+	Leases *lease.Keeper
+	// Watchdog fails jobs whose runner went silent or whose time ran out.
+	Watchdog *runnerapi.Watchdog
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	now      func() time.Time
@@ -164,7 +169,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if events != nil {
 		c := newCluster(events, opt.Logger)
 		relay = c
-		events.Handle(c.receive(runners, logHub))
+		events.Handle(c.receive(runners, logHub, archiver))
 		// Wake-ups sent while this node was not listening are lost: its
 		// held requests look again as soon as it listens again.
 		events.OnResume(runners.RecheckAll)
@@ -180,7 +185,20 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 			logHub.Publish(jobID)
 			c.logChanged(jobID)
 			archiver.Wake()
+			c.jobEnded()
 		}
+	}
+	watchdog := runners.NewWatchdog()
+	expiryWorker := expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval)
+	var leases *lease.Keeper
+	if events != nil {
+		// Every node runs the same workers; each periodic sweep runs
+		// where its lease is held.
+		leases = lease.NewKeeper(st, lease.NodeID(), lease.All, 0, opt.Now, opt.Logger)
+		watchdog.Gate = leases.Gate(lease.Watchdog)
+		expiryWorker.Gate = leases.Gate(lease.ArtifactExpiry)
+		archiver.Gate = leases.Gate(lease.LogArchive)
+		pipes.SweepGate = leases.Gate(lease.PipelineSweep)
 	}
 	clusterAgents := &agents.Service{Store: st, Files: repos, Log: opt.Logger}
 	pipes.OnDefaultBranchMoved = clusterAgents.RefreshProject
@@ -190,15 +208,17 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
 		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub})
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
-		Expiry:      expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
-		LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay,
-		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
+		Expiry: expiryWorker, LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay, Leases: leases,
+		Watchdog: watchdog, log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
 // Start runs the background workers; Close stops them.
 func (a *App) Start(ctx context.Context) {
+	if a.Leases != nil {
+		a.Leases.Start(ctx) // first, so the first sweeps know their leases
+	}
 	a.Pipelines.Start(ctx)
-	a.watchdog.Start(ctx)
+	a.Watchdog.Start(ctx)
 	a.Expiry.Start(ctx)
 	a.LogArchiver.Start(ctx)
 	if a.Events != nil {
@@ -327,9 +347,12 @@ func (a *App) CloseEvents() {
 // Close stops the workers and releases storage.
 func (a *App) Close() error {
 	a.Pipelines.Stop()
-	a.watchdog.Stop()
+	a.Watchdog.Stop()
 	a.Expiry.Stop()
 	a.LogArchiver.Stop()
+	if a.Leases != nil {
+		a.Leases.Stop() // after the sweeps, so none runs unleased
+	}
 	a.LogHub.Close()
 	a.CloseEvents()
 	return a.Store.Close()
