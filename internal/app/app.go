@@ -32,6 +32,7 @@ import (
 	"gantry/internal/store"
 	"gantry/internal/store/cache"
 	"gantry/internal/store/postgres"
+	"gantry/internal/store/sqldb"
 	"gantry/internal/store/sqlite"
 )
 
@@ -78,15 +79,60 @@ type Options struct {
 	Store store.Store
 }
 
-// OpenStore opens the store the configuration selects.
-func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+// OpenStore opens the store the configuration selects. On PostgreSQL it
+// applies pending expand migrations first (unless cfg.Migrate is off, when
+// it refuses a schema that lacks one); contract migrations wait for
+// `gantry migrate --contract`, and migrations a newer version applied are
+// tolerated.
+func OpenStore(ctx context.Context, cfg config.Config) (*sqldb.DB, error) {
+	plan := sqldb.ApplyExpand
+	if !cfg.Migrate {
+		plan = sqldb.ApplyNone
+	}
 	if cfg.DatabaseURL != "" {
-		return postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DBMaxConns})
+		return postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DBMaxConns, Migrate: plan})
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Readers: cfg.SQLiteReaders})
+	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Readers: cfg.SQLiteReaders, Migrate: plan})
+}
+
+// Migrate applies the configured database's pending migrations: expand
+// ones, or with contract also the contract ones (`gantry migrate`).
+func Migrate(ctx context.Context, cfg config.Config, contract bool) (sqldb.MigrationReport, error) {
+	plan := sqldb.ApplyExpand
+	if contract {
+		plan = sqldb.ApplyAll
+	}
+	if cfg.DatabaseURL != "" {
+		return postgres.Migrate(ctx, cfg.DatabaseURL, plan, postgres.Options{})
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return sqldb.MigrationReport{}, fmt.Errorf("data dir: %w", err)
+	}
+	return sqlite.Migrate(ctx, cfg.SQLitePath(), plan)
+}
+
+// MigrationStatus lists the configured database's migrations.
+func MigrationStatus(ctx context.Context, cfg config.Config) ([]sqldb.MigrationState, error) {
+	if cfg.DatabaseURL != "" {
+		return postgres.MigrationStatus(ctx, cfg.DatabaseURL, postgres.Options{})
+	}
+	return sqlite.MigrationStatus(ctx, cfg.SQLitePath())
+}
+
+// logMigrations says what opening the store did to the schema.
+func logMigrations(log *slog.Logger, r sqldb.MigrationReport) {
+	if len(r.Applied) > 0 {
+		log.Info("schema migrated", "applied", r.Applied)
+	}
+	if len(r.PendingContract) > 0 {
+		log.Info("contract migrations pending: run `gantry migrate --contract` once every node runs this version", "pending", r.PendingContract)
+	}
+	if len(r.Unknown) > 0 {
+		log.Info("the schema is newer than this node (a newer version expanded it); serving on", "unknown", r.Unknown)
+	}
 }
 
 // OpenBlobs opens the blob store the configuration selects: the object
@@ -130,10 +176,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	st := opt.Store
 	if st == nil {
-		var err error
-		if st, err = OpenStore(ctx, cfg); err != nil {
+		db, err := OpenStore(ctx, cfg)
+		if err != nil {
 			return nil, err
 		}
+		logMigrations(opt.Logger, db.MigrationReport())
+		st = db
 	}
 	st = cache.New(st, cfg.ReadCacheTTL, opt.Now)
 	reg := prometheus.NewRegistry()
