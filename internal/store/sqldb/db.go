@@ -136,6 +136,10 @@ func (db *DB) Close() error {
 	return err
 }
 
+// PoolStats reports the read pool (on PostgreSQL the only pool): how many
+// connections are open and in use.
+func (db *DB) PoolStats() sql.DBStats { return db.read.Stats() }
+
 // WritePool exposes the writer pool to adapter-specific code (bulk loads).
 func (db *DB) WritePool() *sql.DB { return db.write }
 
