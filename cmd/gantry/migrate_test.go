@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,11 +19,17 @@ import (
 func TestMigrateCommand(t *testing.T) {
 	for _, b := range testenv.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			env := map[string]string{"GANTRY_DATA_DIR": t.TempDir()}
+			// The database comes from a configuration file.
+			setting := "data-dir: " + t.TempDir()
 			if b.Name == "postgres" {
 				u, _ := testenv.NewPostgresSchema(t)
-				env["GANTRY_DATABASE_URL"] = u
+				setting = "database-url: " + u
 			}
+			file := filepath.Join(t.TempDir(), "gantry.yml")
+			if err := os.WriteFile(file, []byte(setting+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"GANTRY_CONFIG": file}
 			gantry := func(args ...string) (string, error) {
 				var out bytes.Buffer
 				err := run(context.Background(), append([]string{"gantry"}, args...), func(k string) string { return env[k] }, &out, io.Discard)

@@ -83,7 +83,7 @@ type Options struct {
 // applies pending expand migrations first (unless cfg.Migrate is off, when
 // it refuses a schema that lacks one); contract migrations wait for
 // `gantry migrate --contract`, and migrations a newer version applied are
-// tolerated.
+// tolerated. SQLite applies every pending migration.
 func OpenStore(ctx context.Context, cfg config.Config) (*sqldb.DB, error) {
 	plan := sqldb.ApplyExpand
 	if !cfg.Migrate {
@@ -95,7 +95,8 @@ func OpenStore(ctx context.Context, cfg config.Config) (*sqldb.DB, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Readers: cfg.SQLiteReaders, Migrate: plan})
+	// One process serves SQLite: nothing older shares its schema.
+	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Readers: cfg.SQLiteReaders})
 }
 
 // Migrate applies the configured database's pending migrations: expand
