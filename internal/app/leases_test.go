@@ -16,26 +16,8 @@ import (
 	"gantry/internal/testenv"
 )
 
-// frozenClock stands still until the test moves it.
-type frozenClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *frozenClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *frozenClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // newClusterApp builds (without starting) a node on the shared database u.
-func newClusterApp(t *testing.T, u string, clock *frozenClock) *app.App {
+func newClusterApp(t *testing.T, u string, clock *testenv.Clock) *app.App {
 	t.Helper()
 	st, err := postgres.Open(context.Background(), u, postgres.Options{MaxConns: 4})
 	if err != nil {
@@ -61,7 +43,7 @@ func TestLeasesShareSweepsBetweenNodes(t *testing.T) {
 	testenv.PostgresOnly(t, "leases matter to nodes sharing PostgreSQL")
 	ctx := context.Background()
 	u, _ := testenv.NewPostgresSchema(t)
-	clock := &frozenClock{now: testenv.T0}
+	clock := testenv.NewClock(testenv.T0)
 	a := newClusterApp(t, u, clock)
 	b := newClusterApp(t, u, clock)
 	fx := testenv.Seed(t, a.Store)
