@@ -207,7 +207,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
 		LongPoll: cfg.LongPoll, Recheck: recheck, MaxArtifactSize: int64(cfg.MaxArtifactSizeMB) << 20}, st, blobs, pipes, opt.Logger, opt.Now)
 	logHub := joblog.NewHub()
-	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now}
+	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now, Interval: cfg.LogArchiveInterval}
 	pipes.OnJobsPending = runners.JobsPending
 	runners.OnTrace = logHub.Publish
 	runners.OnJobFinished = func(jobID int64) {

@@ -158,3 +158,20 @@ func TestLeasesShareSweepsBetweenNodes(t *testing.T) {
 		t.Fatalf("logs left unarchived: %v %v", left, err)
 	}
 }
+
+// A job that ends on a node not holding the archive lease is archived at
+// once by the holder, woken through the other node's notification (the
+// holder's own periodic look is out of reach).
+func TestEndedJobWakesTheArchiveHolder(t *testing.T) {
+	holder, other := startCluster(t, func(c *config.Config) { c.LogArchiveInterval = time.Hour })
+	if !holder.app.Leases.Held(lease.LogArchive) || other.app.Leases.Held(lease.LogArchive) {
+		t.Fatal("the first node started does not hold the archive lease alone")
+	}
+	_, jobID, jobToken := other.runningJob("ended-elsewhere")
+	other.appendLog(jobID, jobToken, 0, []byte("archived by the holder\n"))
+	other.finishJob(jobID, jobToken, "success")
+	waitFor(t, "the log archived", func() bool { return chunkCount(t, holder.app.Store, jobID) == 0 })
+	if h, o := holder.app.LogArchiver.Stats().Archived, other.app.LogArchiver.Stats().Archived; h != 1 || o != 0 {
+		t.Fatalf("archived %d on the holder, %d on the other node", h, o)
+	}
+}

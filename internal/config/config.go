@@ -46,6 +46,9 @@ type Config struct {
 	// LogFollowPoll is how often a live log stream looks for changes no
 	// notification announced.
 	LogFollowPoll time.Duration
+	// LogArchiveInterval is how often ended jobs' logs are looked for
+	// without a wake-up (a job's end wakes the archiver at once).
+	LogArchiveInterval time.Duration
 	// MaxArtifactSizeMB bounds one artifact upload (GitLab's instance
 	// max_artifacts_size, in MB); larger uploads get 413.
 	MaxArtifactSizeMB int
@@ -72,16 +75,17 @@ type Config struct {
 // Defaults returns the configuration before environment and flags.
 func Defaults() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		DataDir:         "./gantry-data",
-		LogLevel:        "info",
-		DBMaxConns:      16,
-		SQLiteReaders:   4,
-		ShutdownTimeout: 15 * time.Second,
-		ReadCacheTTL:    time.Second,
-		LongPoll:        50 * time.Second,
-		JobRecheck:      time.Minute,
-		LogFollowPoll:   2 * time.Second,
+		Listen:             "127.0.0.1:8080",
+		DataDir:            "./gantry-data",
+		LogLevel:           "info",
+		DBMaxConns:         16,
+		SQLiteReaders:      4,
+		ShutdownTimeout:    15 * time.Second,
+		ReadCacheTTL:       time.Second,
+		LongPoll:           50 * time.Second,
+		JobRecheck:         time.Minute,
+		LogFollowPoll:      2 * time.Second,
+		LogArchiveInterval: 30 * time.Second,
 		// GitLab's default instance max_artifacts_size.
 		MaxArtifactSizeMB: 100,
 		// GitLab's expiry cron runs every seven minutes.
