@@ -53,7 +53,7 @@ func TestMigrateCommand(t *testing.T) {
 				t.Fatalf("second migrate: %v\n%s", err, out)
 			}
 			out, err = gantry("migrate", "--status")
-			if err != nil || strings.Contains(out, "pending") || !regexp.MustCompile(`(?m)^0013_leases +expand +applied `).MatchString(out) {
+			if err != nil || strings.Contains(out, "pending") || !regexp.MustCompile(`(?m)^0014_leases +expand +applied `).MatchString(out) {
 				t.Fatalf("status after: %v\n%s", err, out)
 			}
 			if _, err := gantry("migrate", "--contract"); err != nil {

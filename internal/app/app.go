@@ -237,7 +237,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 			c.jobEnded()
 		}
 	}
-	watchdog := runners.NewWatchdog()
+	watchdog := newWatchdog(runners, cfg.JobSilentTimeout)
 	expiryWorker := expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval)
 	var leases *lease.Keeper
 	if events != nil {
@@ -259,6 +259,17 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry: expiryWorker, LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay, Leases: leases,
 		Watchdog: watchdog, log: opt.Logger, reg: reg, now: opt.Now}, nil
+}
+
+// newWatchdog fails jobs silent for longer than silent, looking a few
+// times per silent period (at most every 10 s).
+func newWatchdog(runners *runnerapi.API, silent time.Duration) *runnerapi.Watchdog {
+	wd := runners.NewWatchdog()
+	if silent > 0 {
+		wd.Silent = silent
+		wd.Interval = min(wd.Interval, silent/4)
+	}
+	return wd
 }
 
 // Start runs the background workers; Close stops them.

@@ -43,6 +43,9 @@ type Config struct {
 	// JobRecheck is how often a held job request on PostgreSQL looks for
 	// work again, in case another node's notification was lost.
 	JobRecheck time.Duration
+	// JobSilentTimeout is how long a running job may go without hearing
+	// from its runner before the watchdog fails it (stuck_or_timeout_failure).
+	JobSilentTimeout time.Duration
 	// LogFollowPoll is how often a live log stream looks for changes no
 	// notification announced.
 	LogFollowPoll time.Duration
@@ -84,6 +87,7 @@ func Defaults() Config {
 		ReadCacheTTL:       time.Second,
 		LongPoll:           50 * time.Second,
 		JobRecheck:         time.Minute,
+		JobSilentTimeout:   15 * time.Minute,
 		LogFollowPoll:      2 * time.Second,
 		LogArchiveInterval: 30 * time.Second,
 		// GitLab's default instance max_artifacts_size.
@@ -239,6 +243,7 @@ func (c *Config) readEnv(getenv func(string) string) error {
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
 	envDur("GANTRY_LONG_POLL", &c.LongPoll)
 	envDur("GANTRY_JOB_RECHECK", &c.JobRecheck)
+	envDur("GANTRY_JOB_SILENT_TIMEOUT", &c.JobSilentTimeout)
 	envDur("GANTRY_ARTIFACT_EXPIRY_INTERVAL", &c.ArtifactExpiryInterval)
 	envBool("GANTRY_MIGRATE", &c.Migrate)
 	if len(errs) > 0 {
@@ -263,6 +268,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ObjectStoreURL, "object-store-url", c.ObjectStoreURL, "s3://bucket[/prefix]?endpoint=host:port&region=…&insecure=true&path_style=true; empty keeps blobs under the data dir (GANTRY_OBJECT_STORE_URL; keys only from the environment)")
 	fs.DurationVar(&c.LongPoll, "long-poll", c.LongPoll, "how long an idle runner's job request is held (GANTRY_LONG_POLL)")
 	fs.DurationVar(&c.JobRecheck, "job-recheck", c.JobRecheck, "on PostgreSQL, how often a held job request looks for work in case a wake-up from another node was lost (GANTRY_JOB_RECHECK)")
+	fs.DurationVar(&c.JobSilentTimeout, "job-silent-timeout", c.JobSilentTimeout, "how long a running job may go without hearing from its runner before it is failed (GANTRY_JOB_SILENT_TIMEOUT)")
 	fs.IntVar(&c.MaxArtifactSizeMB, "max-artifact-size-mb", c.MaxArtifactSizeMB, "largest artifact upload in MB; larger ones get 413 (GANTRY_MAX_ARTIFACT_SIZE_MB)")
 	fs.DurationVar(&c.ArtifactExpiryInterval, "artifact-expiry-interval", c.ArtifactExpiryInterval, "how often expired artifacts are deleted; 0 never (GANTRY_ARTIFACT_EXPIRY_INTERVAL)")
 	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "on PostgreSQL, apply pending expand migrations at start; false refuses to start while one is pending (GANTRY_MIGRATE)")
@@ -288,6 +294,9 @@ func (c *Config) finish() error {
 			return err
 		}
 		c.ObjectStore = o
+	}
+	if c.JobSilentTimeout <= 0 {
+		return fmt.Errorf("config: the job silent timeout must be positive")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

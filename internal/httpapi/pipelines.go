@@ -89,13 +89,29 @@ func (a *API) pipelineEntity(r *http.Request, p *ci.Project, pl *ci.Pipeline) (*
 	return e, nil
 }
 
+// pipelineAccess says how a pipelines route authenticates.
+type pipelineAccess int
+
+const (
+	// pipelineRead: anonymous callers and job tokens are allowed.
+	pipelineRead pipelineAccess = iota
+	// pipelineReadNoJobToken: anonymous callers are allowed, and a job
+	// token is no credential (GitLab's variables and test report).
+	pipelineReadNoJobToken
+	// pipelineWrite: a user is required.
+	pipelineWrite
+)
+
 // pipelineProject authenticates (anonymous allowed for reads) and checks read_pipeline.
-func (a *API) pipelineProject(r *http.Request, write bool) (*projectView, *params, error) {
+func (a *API) pipelineProject(r *http.Request, access pipelineAccess) (*projectView, *params, error) {
 	var ident *identity
 	var err error
-	if write {
+	switch access {
+	case pipelineWrite:
 		ident, err = a.requireUser(r, authUser)
-	} else {
+	case pipelineReadNoJobToken:
+		ident, err = a.authenticate(r, authUser)
+	default:
 		ident, err = a.authenticate(r, authUserOrJob)
 	}
 	if err != nil {
@@ -112,8 +128,8 @@ func (a *API) pipelineProject(r *http.Request, write bool) (*projectView, *param
 }
 
 // pipelineRequest resolves what every single-pipeline route starts with.
-func (a *API) pipelineRequest(r *http.Request, write bool) (*projectView, *ci.Pipeline, error) {
-	pv, _, err := a.pipelineProject(r, write)
+func (a *API) pipelineRequest(r *http.Request, access pipelineAccess) (*projectView, *ci.Pipeline, error) {
+	pv, _, err := a.pipelineProject(r, access)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,7 +145,7 @@ func (a *API) findPipeline(r *http.Request, pv *projectView) (*ci.Pipeline, erro
 
 // GET /projects/:id/pipelines
 func (a *API) handleListPipelines(w http.ResponseWriter, r *http.Request) error {
-	pv, p, err := a.pipelineProject(r, false)
+	pv, p, err := a.pipelineProject(r, pipelineRead)
 	if err != nil {
 		return err
 	}
@@ -205,7 +221,7 @@ func (a *API) handleListPipelines(w http.ResponseWriter, r *http.Request) error 
 
 // GET /projects/:id/pipelines/:pipeline_id
 func (a *API) handleGetPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, false)
+	pv, pl, err := a.pipelineRequest(r, pipelineRead)
 	if err != nil {
 		return err
 	}
@@ -368,7 +384,7 @@ func (a *API) handleCreatePipeline(w http.ResponseWriter, r *http.Request) error
 
 // POST /projects/:id/pipelines/:pipeline_id/cancel
 func (a *API) handleCancelPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, true)
+	pv, pl, err := a.pipelineRequest(r, pipelineWrite)
 	if err != nil {
 		return err
 	}
@@ -397,7 +413,7 @@ func (a *API) processNow(r *http.Request, pipelineID int64) error {
 
 // POST /projects/:id/pipelines/:pipeline_id/retry
 func (a *API) handleRetryPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, true)
+	pv, pl, err := a.pipelineRequest(r, pipelineWrite)
 	if err != nil {
 		return err
 	}
@@ -428,7 +444,7 @@ func (a *API) handleRetryPipeline(w http.ResponseWriter, r *http.Request) error 
 
 // DELETE /projects/:id/pipelines/:pipeline_id
 func (a *API) handleDeletePipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, true)
+	pv, pl, err := a.pipelineRequest(r, pipelineWrite)
 	if err != nil {
 		return err
 	}
@@ -446,7 +462,7 @@ func (a *API) handleDeletePipeline(w http.ResponseWriter, r *http.Request) error
 
 // GET /projects/:id/pipelines/:pipeline_id/variables
 func (a *API) handlePipelineVariables(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, false)
+	pv, pl, err := a.pipelineRequest(r, pipelineReadNoJobToken)
 	if err != nil {
 		return err
 	}
@@ -489,7 +505,7 @@ const maxReportJobs = 10000
 // GET /projects/:id/pipelines/:pipeline_id/test_report: the pipeline's
 // junit reports summed, one suite per job (parallel jobs share one).
 func (a *API) handleTestReport(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, false)
+	pv, pl, err := a.pipelineRequest(r, pipelineReadNoJobToken)
 	if err != nil {
 		return err
 	}
