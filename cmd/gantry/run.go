@@ -23,6 +23,7 @@ commands:
   up       a server and a built-in runner in one process (quick start)
   server   serve the API (GitLab REST API v4) and the runner protocol
   runner   gantry's own runner: --url URL --token glrt-…
+  migrate  apply schema migrations: expand (default), --contract, --status
   bench    run a shipped benchmark (gantry bench -h)
   version  print the version
 `
@@ -40,6 +41,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runRunner(ctx, args[2:], getenv, stdout, stderr)
 	case "up":
 		return runUp(ctx, args[2:], getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[2:], getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[2:], getenv, stdout, stderr)
 	case "version":

@@ -25,12 +25,14 @@ import (
 	"gantry/internal/githost"
 	"gantry/internal/httpapi"
 	"gantry/internal/joblog"
+	"gantry/internal/lease"
 	"gantry/internal/pgnotify"
 	"gantry/internal/pipeline"
 	"gantry/internal/runnerapi"
 	"gantry/internal/store"
 	"gantry/internal/store/cache"
 	"gantry/internal/store/postgres"
+	"gantry/internal/store/sqldb"
 	"gantry/internal/store/sqlite"
 	"gantry/internal/web"
 )
@@ -59,9 +61,13 @@ type App struct {
 	LogHub *joblog.Hub
 	// Events relays wake-ups between nodes sharing a PostgreSQL
 	// database; nil on SQLite, which serves one process.
-	Events   *pgnotify.Notifier
-	relay    *cluster // sends this node's wake-ups to the others
-	watchdog *runnerapi.Watchdog
+	Events *pgnotify.Notifier
+	relay  *cluster // sends this node's wake-ups to the others
+	// Leases let one node of several run each periodic sweep; nil on
+	// SQLite, which serves one process.
+	Leases *lease.Keeper
+	// Watchdog fails jobs whose runner went silent or whose time ran out.
+	Watchdog *runnerapi.Watchdog
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	now      func() time.Time
@@ -75,15 +81,61 @@ type Options struct {
 	Store store.Store
 }
 
-// OpenStore opens the store the configuration selects.
-func OpenStore(ctx context.Context, cfg config.Config) (store.Store, error) {
+// OpenStore opens the store the configuration selects. On PostgreSQL it
+// applies pending expand migrations first (unless cfg.Migrate is off, when
+// it refuses a schema that lacks one); contract migrations wait for
+// `gantry migrate --contract`, and migrations a newer version applied are
+// tolerated. SQLite applies every pending migration.
+func OpenStore(ctx context.Context, cfg config.Config) (*sqldb.DB, error) {
+	plan := sqldb.ApplyExpand
+	if !cfg.Migrate {
+		plan = sqldb.ApplyNone
+	}
 	if cfg.DatabaseURL != "" {
-		return postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DBMaxConns})
+		return postgres.Open(ctx, cfg.DatabaseURL, postgres.Options{MaxConns: cfg.DBMaxConns, Migrate: plan})
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	// One process serves SQLite: nothing older shares its schema.
 	return sqlite.Open(ctx, cfg.SQLitePath(), sqlite.Options{Readers: cfg.SQLiteReaders})
+}
+
+// Migrate applies the configured database's pending migrations: expand
+// ones, or with contract also the contract ones (`gantry migrate`).
+func Migrate(ctx context.Context, cfg config.Config, contract bool) (sqldb.MigrationReport, error) {
+	plan := sqldb.ApplyExpand
+	if contract {
+		plan = sqldb.ApplyAll
+	}
+	if cfg.DatabaseURL != "" {
+		return postgres.Migrate(ctx, cfg.DatabaseURL, plan, postgres.Options{})
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return sqldb.MigrationReport{}, fmt.Errorf("data dir: %w", err)
+	}
+	return sqlite.Migrate(ctx, cfg.SQLitePath(), plan)
+}
+
+// MigrationStatus lists the configured database's migrations.
+func MigrationStatus(ctx context.Context, cfg config.Config) ([]sqldb.MigrationState, error) {
+	if cfg.DatabaseURL != "" {
+		return postgres.MigrationStatus(ctx, cfg.DatabaseURL, postgres.Options{})
+	}
+	return sqlite.MigrationStatus(ctx, cfg.SQLitePath())
+}
+
+// logMigrations says what opening the store did to the schema.
+func logMigrations(log *slog.Logger, r sqldb.MigrationReport) {
+	if len(r.Applied) > 0 {
+		log.Info("schema migrated", "applied", r.Applied)
+	}
+	if len(r.PendingContract) > 0 {
+		log.Info("contract migrations pending: run `gantry migrate --contract` once every node runs this version", "pending", r.PendingContract)
+	}
+	if len(r.Unknown) > 0 {
+		log.Info("the schema is newer than this node (a newer version expanded it); serving on", "unknown", r.Unknown)
+	}
 }
 
 // OpenBlobs opens the blob store the configuration selects: the object
@@ -127,10 +179,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	st := opt.Store
 	if st == nil {
-		var err error
-		if st, err = OpenStore(ctx, cfg); err != nil {
+		db, err := OpenStore(ctx, cfg)
+		if err != nil {
 			return nil, err
 		}
+		logMigrations(opt.Logger, db.MigrationReport())
+		st = db
 	}
 	st = cache.New(st, cfg.ReadCacheTTL, opt.Now)
 	reg := prometheus.NewRegistry()
@@ -155,7 +209,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	runners := runnerapi.New(runnerapi.Config{ExternalURL: cfg.ExternalURL, RegistrationToken: cfg.RunnerRegistrationToken, Version: Version,
 		LongPoll: cfg.LongPoll, Recheck: recheck, MaxArtifactSize: int64(cfg.MaxArtifactSizeMB) << 20}, st, blobs, pipes, opt.Logger, opt.Now)
 	logHub := joblog.NewHub()
-	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now}
+	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now, Interval: cfg.LogArchiveInterval}
 	pipes.OnJobsPending = runners.JobsPending
 	runners.OnTrace = logHub.Publish
 	runners.OnJobFinished = func(jobID int64) {
@@ -166,7 +220,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if events != nil {
 		c := newCluster(events, opt.Logger)
 		relay = c
-		events.Handle(c.receive(runners, logHub))
+		events.Handle(c.receive(runners, logHub, archiver))
 		// Wake-ups sent while this node was not listening are lost: its
 		// held requests look again as soon as it listens again.
 		events.OnResume(runners.RecheckAll)
@@ -182,7 +236,20 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 			logHub.Publish(jobID)
 			c.logChanged(jobID)
 			archiver.Wake()
+			c.jobEnded()
 		}
+	}
+	watchdog := newWatchdog(runners, cfg.JobSilentTimeout)
+	expiryWorker := expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval)
+	var leases *lease.Keeper
+	if events != nil {
+		// Every node runs the same workers; each periodic sweep runs
+		// where its lease is held.
+		leases = lease.NewKeeper(st, lease.NodeID(), lease.All, 0, opt.Now, opt.Logger)
+		watchdog.Gate = leases.Gate(lease.Watchdog)
+		expiryWorker.Gate = leases.Gate(lease.ArtifactExpiry)
+		archiver.Gate = leases.Gate(lease.LogArchive)
+		pipes.SweepGate = leases.Gate(lease.PipelineSweep)
 	}
 	clusterAgents := &agents.Service{Store: st, Files: repos, Log: opt.Logger}
 	pipes.OnDefaultBranchMoved = clusterAgents.RefreshProject
@@ -203,9 +270,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, fmt.Errorf("web UI: %w", err)
 	}
 	return &App{Config: cfg, Store: st, API: api, Web: ui, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
-		Expiry:      expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
-		LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay,
-		watchdog: newWatchdog(runners, cfg.JobSilentTimeout), log: opt.Logger, reg: reg, now: opt.Now}, nil
+		Expiry: expiryWorker, LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay, Leases: leases,
+		Watchdog: watchdog, log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
 // newWatchdog fails jobs silent for longer than silent, looking a few
@@ -221,8 +287,11 @@ func newWatchdog(runners *runnerapi.API, silent time.Duration) *runnerapi.Watchd
 
 // Start runs the background workers; Close stops them.
 func (a *App) Start(ctx context.Context) {
+	if a.Leases != nil {
+		a.Leases.Start(ctx) // first, so the first sweeps know their leases
+	}
 	a.Pipelines.Start(ctx)
-	a.watchdog.Start(ctx)
+	a.Watchdog.Start(ctx)
 	a.Expiry.Start(ctx)
 	a.LogArchiver.Start(ctx)
 	if a.Events != nil {
@@ -369,9 +438,12 @@ func (a *App) CloseEvents() {
 // Close stops the workers and releases storage.
 func (a *App) Close() error {
 	a.Pipelines.Stop()
-	a.watchdog.Stop()
+	a.Watchdog.Stop()
 	a.Expiry.Stop()
 	a.LogArchiver.Stop()
+	if a.Leases != nil {
+		a.Leases.Stop() // after the sweeps, so none runs unleased
+	}
 	a.LogHub.Close()
 	a.CloseEvents()
 	return a.Store.Close()

@@ -14,10 +14,12 @@ import (
 )
 
 // Payloads nodes exchange: "j:<projectID>:<jobID>,<jobID>..." for jobs that
-// became pending, "l:<jobID>" for a job's log that changed.
+// became pending, "l:<jobID>" for a job's log that changed, "a:" for a
+// job that ended (its log is to be archived by the archive lease's holder).
 const (
 	jobsPendingPrefix = "j:"
 	logChangedPrefix  = "l:"
+	archiveWanted     = "a:"
 )
 
 // jobsPerPayload keeps a pending-jobs payload near 1 KB, well under the
@@ -48,6 +50,7 @@ type cluster struct {
 	outbox    chan string
 	stop      chan struct{}
 	done      chan struct{}
+	started   bool
 	closeOnce sync.Once
 }
 
@@ -65,6 +68,7 @@ func (c *cluster) publish(item string) {
 
 // start runs the sender until close.
 func (c *cluster) start() {
+	c.started = true
 	go func() {
 		defer close(c.done)
 		for {
@@ -83,7 +87,9 @@ func (c *cluster) start() {
 func (c *cluster) close() {
 	c.closeOnce.Do(func() {
 		close(c.stop)
-		<-c.done
+		if c.started { // an app closed without starting has no sender
+			<-c.done
+		}
 	})
 }
 
@@ -155,18 +161,24 @@ func (c *cluster) logChanged(jobID int64) {
 	c.publish(logChangedPrefix + strconv.FormatInt(jobID, 10))
 }
 
+// jobEnded tells the other nodes a log awaits archiving; only the node
+// holding the archive lease acts on it.
+func (c *cluster) jobEnded() { c.publish(archiveWanted) }
+
 // receive acts on another node's payload with this node's hubs.
-func (c *cluster) receive(runners *runnerapi.API, logHub *joblog.Hub) func(payload string) {
+func (c *cluster) receive(runners *runnerapi.API, logHub *joblog.Hub, archiver *joblog.Archiver) func(payload string) {
 	return func(payload string) {
 		for item := range strings.SplitSeq(payload, "\n") {
-			c.receiveItem(runners, logHub, item)
+			c.receiveItem(runners, logHub, archiver, item)
 		}
 	}
 }
 
 // receiveItem acts on one wake-up of another node's notification.
-func (c *cluster) receiveItem(runners *runnerapi.API, logHub *joblog.Hub, item string) {
+func (c *cluster) receiveItem(runners *runnerapi.API, logHub *joblog.Hub, archiver *joblog.Archiver, item string) {
 	switch {
+	case item == archiveWanted:
+		archiver.Wake()
 	case strings.HasPrefix(item, jobsPendingPrefix):
 		projectID, jobIDs, ok := parseJobsPending(item[len(jobsPendingPrefix):])
 		if ok {

@@ -1,15 +1,21 @@
 // Package config holds gantry's configuration: one struct, filled from
-// defaults, then environment, then flags. Nothing here is global.
+// defaults, then a YAML file, then the environment, then flags. Nothing
+// here is global.
 package config
 
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 
 	"gantry/internal/ci"
 )
@@ -50,6 +56,9 @@ type Config struct {
 	// LogFollowPoll is how often a live log stream looks for changes no
 	// notification announced.
 	LogFollowPoll time.Duration
+	// LogArchiveInterval is how often ended jobs' logs are looked for
+	// without a wake-up (a job's end wakes the archiver at once).
+	LogArchiveInterval time.Duration
 	// MaxArtifactSizeMB bounds one artifact upload (GitLab's instance
 	// max_artifacts_size, in MB); larger uploads get 413.
 	MaxArtifactSizeMB int
@@ -66,34 +75,130 @@ type Config struct {
 	// ArtifactExpiryInterval is how often expired artifacts are deleted
 	// (0: never).
 	ArtifactExpiryInterval time.Duration
+	// Migrate lets the server apply pending expand migrations at start;
+	// without it the server refuses to start on a schema that lacks one.
+	Migrate bool
+	// ConfigFile is the YAML file the configuration was read from, if any.
+	ConfigFile string
 }
 
 // Defaults returns the configuration before environment and flags.
 func Defaults() Config {
 	return Config{
-		Listen:           "127.0.0.1:8080",
-		DataDir:          "./gantry-data",
-		LogLevel:         "info",
-		DBMaxConns:       16,
-		SQLiteReaders:    4,
-		ShutdownTimeout:  15 * time.Second,
-		ReadCacheTTL:     time.Second,
-		LongPoll:         50 * time.Second,
-		JobRecheck:       time.Minute,
-		JobSilentTimeout: 15 * time.Minute,
-		LogFollowPoll:    2 * time.Second,
+		Listen:             "127.0.0.1:8080",
+		DataDir:            "./gantry-data",
+		LogLevel:           "info",
+		DBMaxConns:         16,
+		SQLiteReaders:      4,
+		ShutdownTimeout:    15 * time.Second,
+		ReadCacheTTL:       time.Second,
+		LongPoll:           50 * time.Second,
+		JobRecheck:         time.Minute,
+		JobSilentTimeout:   15 * time.Minute,
+		LogFollowPoll:      2 * time.Second,
+		LogArchiveInterval: 30 * time.Second,
 		// GitLab's default session_expire_delay: one week.
 		SessionTTL: 7 * 24 * time.Hour,
 		// GitLab's default instance max_artifacts_size.
 		MaxArtifactSizeMB: 100,
 		// GitLab's expiry cron runs every seven minutes.
 		ArtifactExpiryInterval: 7 * time.Minute,
+		Migrate:                true,
 	}
 }
 
-// Load fills a Config from getenv, then from flags in args.
+// Load fills a Config from defaults, then the YAML file named by -config
+// or GANTRY_CONFIG, then getenv, then the flags in args.
 func Load(name string, args []string, getenv func(string) string) (Config, *flag.FlagSet, error) {
+	return LoadWith(name, args, getenv, nil)
+}
+
+// LoadWith is Load for a command with flags of its own, which extra
+// defines on the flag set before args are parsed.
+func LoadWith(name string, args []string, getenv func(string) string, extra func(fs *flag.FlagSet)) (Config, *flag.FlagSet, error) {
 	c := Defaults()
+	c.ConfigFile = getenv("GANTRY_CONFIG")
+	if path, ok := configFlag(name, args, extra); ok {
+		c.ConfigFile = path
+	}
+	if c.ConfigFile != "" {
+		if err := c.readFile(c.ConfigFile); err != nil {
+			return c, nil, err
+		}
+	}
+	if err := c.readEnv(getenv); err != nil {
+		return c, nil, err
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	c.bindFlags(fs)
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file of settings keyed by flag name; flags and environment override it (GANTRY_CONFIG)")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, fs, err
+	}
+	return c, fs, c.finish()
+}
+
+// configFlag finds -config among args by parsing them with a scratch
+// flag set: the file must be read before the real parse, which lets flags
+// override it.
+func configFlag(name string, args []string, extra func(fs *flag.FlagSet)) (string, bool) {
+	var scratch Config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	scratch.bindFlags(fs)
+	path := fs.String("config", "", "")
+	if extra != nil {
+		extra(fs)
+	}
+	if fs.Parse(args) != nil {
+		return "", false // the real parse reports it
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "config" })
+	return *path, set
+}
+
+// readFile applies a YAML mapping of flag names to values. Unknown keys
+// and values that are not scalars are errors, naming the key.
+func (c *Config) readFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	fs := flag.NewFlagSet("config file", flag.ContinueOnError)
+	c.bindFlags(fs)
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if fs.Lookup(k) == nil {
+			return fmt.Errorf("config file %s: unknown key %q (keys are the flag names, see -h)", path, k)
+		}
+		var value string
+		switch v := doc[k].(type) {
+		case string, bool, int, float64:
+			value = fmt.Sprint(v)
+		default:
+			return fmt.Errorf("config file %s: key %q must have a single value", path, k)
+		}
+		if err := fs.Set(k, value); err != nil {
+			return fmt.Errorf("config file %s: key %q: %v", path, k, err)
+		}
+	}
+	return nil
+}
+
+// readEnv applies the GANTRY_* variables that are set.
+func (c *Config) readEnv(getenv func(string) string) error {
 	env := func(key string, dst *string) {
 		if v := getenv(key); v != "" {
 			*dst = v
@@ -131,6 +236,16 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 			*dst = d
 		}
 	}
+	envBool := func(key string, dst *bool) {
+		if v := getenv(key); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, key+" must be true or false")
+				return
+			}
+			*dst = b
+		}
+	}
 	envInt("GANTRY_DB_MAX_CONNS", &c.DBMaxConns)
 	envInt("GANTRY_MAX_ARTIFACT_SIZE_MB", &c.MaxArtifactSizeMB)
 	envInt("GANTRY_SQLITE_READERS", &c.SQLiteReaders)
@@ -140,12 +255,16 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envDur("GANTRY_JOB_RECHECK", &c.JobRecheck)
 	envDur("GANTRY_JOB_SILENT_TIMEOUT", &c.JobSilentTimeout)
 	envDur("GANTRY_ARTIFACT_EXPIRY_INTERVAL", &c.ArtifactExpiryInterval)
+	envBool("GANTRY_MIGRATE", &c.Migrate)
 	envDur("GANTRY_SESSION_TTL", &c.SessionTTL)
 	if len(errs) > 0 {
-		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
+		return fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
+	return nil
+}
 
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// bindFlags defines every setting's flag on fs, defaulting to c's values.
+func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "listen address (GANTRY_LISTEN)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (GANTRY_DATA_DIR)")
 	fs.StringVar(&c.ExternalURL, "external-url", c.ExternalURL, "base of every URL the server writes (GANTRY_EXTERNAL_URL)")
@@ -165,10 +284,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.DurationVar(&c.JobSilentTimeout, "job-silent-timeout", c.JobSilentTimeout, "how long a running job may go without hearing from its runner before it is failed (GANTRY_JOB_SILENT_TIMEOUT)")
 	fs.IntVar(&c.MaxArtifactSizeMB, "max-artifact-size-mb", c.MaxArtifactSizeMB, "largest artifact upload in MB; larger ones get 413 (GANTRY_MAX_ARTIFACT_SIZE_MB)")
 	fs.DurationVar(&c.ArtifactExpiryInterval, "artifact-expiry-interval", c.ArtifactExpiryInterval, "how often expired artifacts are deleted; 0 never (GANTRY_ARTIFACT_EXPIRY_INTERVAL)")
-	if err := fs.Parse(args); err != nil {
-		return c, fs, err
-	}
-	return c, fs, c.finish()
+	fs.BoolVar(&c.Migrate, "migrate", c.Migrate, "on PostgreSQL, apply pending expand migrations at start; false refuses to start while one is pending (GANTRY_MIGRATE)")
 }
 
 func (c *Config) finish() error {

@@ -23,8 +23,11 @@ type Worker struct {
 	log      *slog.Logger
 	now      func() time.Time
 	interval time.Duration
-	stop     chan struct{}
-	done     chan struct{}
+	// Gate, when set, is asked before each periodic sweep; nodes sharing
+	// a database sweep only where it says yes (see package lease).
+	Gate func() bool
+	stop chan struct{}
+	done chan struct{}
 }
 
 // New builds a worker; now is the clock expiry is judged by.
@@ -49,7 +52,7 @@ func (w *Worker) Start(ctx context.Context) {
 			case <-w.stop:
 				return
 			case <-tick.C:
-				if _, err := w.Sweep(ctx); err != nil && ctx.Err() == nil {
+				if _, err := w.Tick(ctx); err != nil && ctx.Err() == nil {
 					w.log.Warn("artifact expiry", "err", err)
 				}
 			}
@@ -68,6 +71,14 @@ func (w *Worker) Stop() {
 		close(w.stop)
 	}
 	<-w.done
+}
+
+// Tick is one round of the started worker: a sweep, if the gate allows.
+func (w *Worker) Tick(ctx context.Context) (int, error) {
+	if w.Gate != nil && !w.Gate() {
+		return 0, nil
+	}
+	return w.Sweep(ctx)
 }
 
 // Sweep deletes everything expired now, batch by batch, and returns how

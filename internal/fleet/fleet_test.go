@@ -244,9 +244,9 @@ func verify(t *testing.T, c *fleet.Cluster, run *fleet.Run, faults bool) {
 func TestThreeNodesFaults(t *testing.T) {
 	jobs := envInt(t, "GANTRY_FLEET_FAULT_JOBS", 3000)
 	runners := envInt(t, "GANTRY_FLEET_FAULT_RUNNERS", 60)
-	var proxy *tcpProxy
+	var proxy *testenv.TCPProxy
 	c := startNodes(t, 3, func(real string) string {
-		proxy = startProxy(t, real)
+		proxy = testenv.StartTCPProxy(t, real)
 		return proxy.Addr
 	}, "GANTRY_JOB_SILENT_TIMEOUT=45s")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)

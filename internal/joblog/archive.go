@@ -50,6 +50,11 @@ type Archiver struct {
 	// Interrupt, when set, is asked after each step whether to stop there,
 	// as a crash would (tests use it).
 	Interrupt func(jobID int64, step Step) bool
+	// Gate, when set, is asked before each sweep of the started worker;
+	// nodes sharing a database archive only where it says yes (two nodes
+	// archiving one log at once could overwrite a good archive with a
+	// short one), see package lease.
+	Gate func() bool
 
 	archived, chunksDeleted atomic.Int64
 
@@ -95,7 +100,7 @@ func (a *Archiver) Start(ctx context.Context) {
 		t := time.NewTicker(a.Interval)
 		defer t.Stop()
 		for {
-			a.Sweep(ctx)
+			a.Tick(ctx)
 			select {
 			case <-ctx.Done():
 				return
@@ -124,6 +129,15 @@ func (a *Archiver) Stop() {
 	}
 	a.stopOnce.Do(func() { close(a.stop) })
 	<-a.done
+}
+
+// Tick is one round of the started worker: a sweep, if the gate allows.
+// It returns how many logs it archived.
+func (a *Archiver) Tick(ctx context.Context) int {
+	if a.Gate != nil && !a.Gate() {
+		return 0
+	}
+	return a.Sweep(ctx)
 }
 
 // sweepBatch is how many pending logs one query lists.

@@ -90,7 +90,9 @@ func (s *Service) loop(ctx context.Context) {
 			s.processLogged(ctx, id)
 			arm()
 		case <-sweep.C:
-			s.resume(ctx)
+			if s.SweepGate == nil || s.SweepGate() {
+				s.resume(ctx)
+			}
 			arm()
 		case <-due.C:
 			if _, err := s.store.EnqueueDueScheduled(ctx, s.now()); err != nil && ctx.Err() == nil {

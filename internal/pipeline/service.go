@@ -77,6 +77,10 @@ type Service struct {
 	// OnDefaultBranchMoved hears of every push that moves or deletes the
 	// project's default branch (agent configurations live there).
 	OnDefaultBranchMoved func(ctx context.Context, project *ci.Project)
+	// SweepGate, when set, is asked before each periodic resume sweep;
+	// nodes sharing a database sweep only where it says yes (see package
+	// lease). Processing one pipeline is safe anywhere: it locks the row.
+	SweepGate func() bool
 }
 
 // New builds the service; Start runs its processor.

@@ -264,3 +264,6 @@ func (a *API) spec(ctx context.Context, jobID int64) (*pipeline.JobSpec, error) 
 	}
 	return pipeline.ParseSpec(raw)
 }
+
+// HeldRequests counts the job requests held open waiting for work.
+func (a *API) HeldRequests() int { return a.broker.Waiting() }

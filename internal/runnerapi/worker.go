@@ -17,8 +17,11 @@ type Watchdog struct {
 	// CancelGrace is how long a job may stay canceling without its runner
 	// confirming before it is canceled anyway.
 	CancelGrace time.Duration
-	stop        chan struct{}
-	done        chan struct{}
+	// Gate, when set, is asked before each periodic sweep; nodes sharing
+	// a database sweep only where it says yes (see package lease).
+	Gate func() bool
+	stop chan struct{}
+	done chan struct{}
 }
 
 // NewWatchdog checks every interval (default 10 s).
@@ -40,7 +43,7 @@ func (wd *Watchdog) Start(ctx context.Context) {
 			case <-wd.stop:
 				return
 			case <-t.C:
-				wd.Sweep(ctx)
+				wd.Tick(ctx)
 			}
 		}
 	}()
@@ -57,6 +60,14 @@ func (wd *Watchdog) Stop() {
 		close(wd.stop)
 	}
 	<-wd.done
+}
+
+// Tick is one round of the started watchdog: a sweep, if the gate allows.
+func (wd *Watchdog) Tick(ctx context.Context) int {
+	if wd.Gate != nil && !wd.Gate() {
+		return 0
+	}
+	return wd.Sweep(ctx)
 }
 
 // Sweep fails every overdue job once; it returns how many it failed.

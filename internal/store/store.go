@@ -25,12 +25,26 @@ type Store interface {
 	Agents
 	ProtectedRefs
 	Sessions
+	Leases
 
 	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
 	// Dialect names the adapter: "sqlite" or "postgres".
 	Dialect() string
 	Close() error
+}
+
+// Leases are named, expiring claims that let one node of several sharing
+// the database run a background sweep. Times come from the nodes' clocks,
+// which must agree to well within a lease's lifetime.
+type Leases interface {
+	// ClaimLease gives the named lease to holder until until, if it is free
+	// at now (unclaimed, or expired at or before now) or already holder's,
+	// in one statement; it reports whether holder holds it.
+	ClaimLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error)
+	// ReleaseLease frees the lease if holder holds it, so another node
+	// need not wait for it to expire.
+	ReleaseLease(ctx context.Context, name, holder string) error
 }
 
 // Users holds users and their personal access tokens.

@@ -9,8 +9,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +40,7 @@ type DB struct {
 	stmtCount atomic.Int64
 	writes    atomic.Int64 // write transactions and statements, for benchmarks
 	onClose   []func() error
+	migrated  MigrationReport
 	stmts     sync.Map // query text → *sql.Stmt on the read pool
 }
 
@@ -116,6 +115,12 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.read.QueryRowContext(ctx, "SELECT 1").Scan(&one)
 }
 
+// SetMigrationReport keeps what the adapter's migration at open found.
+func (db *DB) SetMigrationReport(r MigrationReport) { db.migrated = r }
+
+// MigrationReport is what the migration at open found and did.
+func (db *DB) MigrationReport() MigrationReport { return db.migrated }
+
 // OnClose registers cleanup (adapter workers) to run before the pools close.
 func (db *DB) OnClose(fn func() error) { db.onClose = append(db.onClose, fn) }
 
@@ -132,6 +137,10 @@ func (db *DB) Close() error {
 	}
 	return err
 }
+
+// PoolStats reports the read pool (on PostgreSQL the only pool): how many
+// connections are open and in use.
+func (db *DB) PoolStats() sql.DBStats { return db.read.Stats() }
 
 // WritePool exposes the writer pool to adapter-specific code (bulk loads).
 func (db *DB) WritePool() *sql.DB { return db.write }
@@ -228,66 +237,6 @@ func (db *DB) translate(err error) error {
 		return fmt.Errorf("%w: %v", ci.ErrConflict, err)
 	}
 	return err
-}
-
-// Migrate applies the embedded migrations (files NNNN_name.sql, in name
-// order) that are not yet recorded, each in its own transaction.
-func Migrate(ctx context.Context, db *sql.DB, dialect string, files fs.FS) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
-	}
-	names, err := fs.Glob(files, "*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		version := strings.TrimSuffix(name, ".sql")
-		body, err := fs.ReadFile(files, name)
-		if err != nil {
-			return err
-		}
-		if err := applyMigration(ctx, db, dialect, version, string(body)); err != nil {
-			return fmt.Errorf("migration %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-func applyMigration(ctx context.Context, db *sql.DB, dialect, version, body string) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	if dialect == "postgres" {
-		// Serialise concurrent migrators (several nodes starting at once).
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7301001)`); err != nil {
-			return err
-		}
-	}
-	var n int
-	ph := "?"
-	if dialect == "postgres" {
-		ph = "$1"
-	}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = `+ph, version).Scan(&n); err != nil {
-		return err
-	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, body); err != nil {
-		return err
-	}
-	ins := `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`
-	if dialect == "postgres" {
-		ins = `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`
-	}
-	if _, err := tx.ExecContext(ctx, ins, version, time.Now().UnixMicro()); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // Time helpers: columns hold UTC microseconds.

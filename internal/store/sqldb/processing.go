@@ -488,8 +488,12 @@ func (db *DB) EnqueueDueScheduled(ctx context.Context, now time.Time) ([]int64, 
 			}
 			sets, args := transitionSets(to, "", tm(now))
 			args = append(args, d.id)
-			if _, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = 'scheduled'`), args...); err != nil {
+			r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET `+strings.Join(sets, ", ")+` WHERE id = ? AND status = 'scheduled'`), args...)
+			if err != nil {
 				return err
+			}
+			if n, _ := r.RowsAffected(); n != 1 {
+				continue // another node's timer moved it first
 			}
 			if _, err := tx.ExecContext(ctx, db.q(wakePipeline), d.pipeline); err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
@@ -25,6 +26,16 @@ var migrations embed.FS
 type Options struct {
 	// Readers is the size of the read pool (default 4).
 	Readers int
+	// Migrate chooses what Open migrates. One process serves a SQLite
+	// database, so nothing older runs beside it: by default every pending
+	// migration, contract ones included.
+	Migrate sqldb.Plan
+}
+
+// Migrations are the migrations this version ships.
+func Migrations() fs.FS {
+	sub, _ := fs.Sub(migrations, "migrations")
+	return sub
 }
 
 // driverName is mattn's driver with gantry's per-connection settings: reads
@@ -58,8 +69,12 @@ func Open(ctx context.Context, path string, opt Options) (*sqldb.DB, error) {
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
-	sub, _ := fs.Sub(migrations, "migrations")
-	if err := sqldb.Migrate(ctx, write, "sqlite", sub); err != nil {
+	plan := opt.Migrate
+	if plan == sqldb.ApplyExpand {
+		plan = sqldb.ApplyAll
+	}
+	rep, err := sqldb.Migrate(ctx, write, "sqlite", Migrations(), plan)
+	if err != nil {
 		write.Close()
 		return nil, fmt.Errorf("sqlite migrate: %w", err)
 	}
@@ -81,8 +96,33 @@ func Open(ctx context.Context, path string, opt Options) (*sqldb.DB, error) {
 	ckpt.SetMaxOpenConns(1)
 	d := sqldb.Dialect{Name: "sqlite", IsUniqueViolation: isUniqueViolation}
 	db := sqldb.New(d, read, write, true)
+	db.SetMigrationReport(rep)
 	db.OnClose(startCheckpointer(ckpt))
 	return db, nil
+}
+
+// Migrate applies the migrations plan selects to the database at path.
+func Migrate(ctx context.Context, path string, plan sqldb.Plan) (sqldb.MigrationReport, error) {
+	db, err := sql.Open(driverName, "file:"+url.PathEscape(path)+"?_busy_timeout=10000&_foreign_keys=on&_txlock=immediate")
+	if err != nil {
+		return sqldb.MigrationReport{}, err
+	}
+	defer db.Close()
+	return sqldb.Migrate(ctx, db, "sqlite", Migrations(), plan)
+}
+
+// MigrationStatus lists the migrations of the database at path, which
+// must exist.
+func MigrationStatus(ctx context.Context, path string) ([]sqldb.MigrationState, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("no database: %w", err)
+	}
+	db, err := sql.Open(driverName, "file:"+url.PathEscape(path)+"?_busy_timeout=10000")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return sqldb.MigrationStatus(ctx, db, Migrations())
 }
 
 // checkpointEvery is how often the WAL is folded back into the database.
