@@ -209,6 +209,11 @@ func TestLogArchiveAndRanges(t *testing.T) {
 			if code != 403 {
 				t.Fatalf("append after the end: %d", code)
 			}
+			// The archiver counts a job after deleting its chunks.
+			waitFor(t, "the archiver to count the job", func() bool {
+				st := n.app.LogArchiver.Stats()
+				return st.Archived >= 1 && st.ChunksDeleted >= int64(pieces)
+			})
 			if st := n.app.LogArchiver.Stats(); st.Archived != 1 || st.ChunksDeleted != int64(pieces) {
 				t.Fatalf("archiver stats %+v, %d pieces sent", st, pieces)
 			}

@@ -61,6 +61,11 @@ func TestLogArchiveCrash(t *testing.T) {
 				n, stop = startNodeAt(t, durable.Open(t), dataDir)
 				defer stop()
 				waitFor(t, "the chunks deleted", func() bool { return chunkCount(t, n.app.Store, jobID) == 0 })
+				// The archiver counts a job after deleting its chunks.
+				waitFor(t, "the archiver to count the job", func() bool {
+					st := n.app.LogArchiver.Stats()
+					return st.Archived >= 1 && st.ChunksDeleted >= int64(pieces)
+				})
 				if st := n.app.LogArchiver.Stats(); st.Archived != 1 || st.ChunksDeleted != int64(pieces) {
 					t.Fatalf("restarted archiver %+v, %d pieces sent", st, pieces)
 				}
