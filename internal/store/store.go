@@ -325,7 +325,7 @@ type Jobs interface {
 	// JobsByIDs reads the project's jobs among ids, id ascending; ids of
 	// other projects or of no job are left out.
 	JobsByIDs(ctx context.Context, projectID int64, ids []int64) ([]*ci.Job, error)
-	// ListJobs returns jobs matching f, id descending.
+	// ListJobs returns jobs matching f, id descending (ascending with f.Ascending).
 	ListJobs(ctx context.Context, f JobFilter) ([]*ci.Job, error)
 	// ListJobsWithArtifacts is ListJobs that also returns each job's
 	// artifacts (ordered by id), read by the same query: a list page costs
@@ -373,8 +373,14 @@ type JobFilter struct {
 	Kind           ci.JobKind
 	Statuses       []ci.JobStatus
 	Ref            string // the pipeline's ref
+	Name           string // exact job name
 	IncludeRetried bool
 	BeforeID       int64 // keyset: id < BeforeID
+	// Time bounds are exclusive; zero means unbounded.
+	CreatedAfter, CreatedBefore time.Time
+	UpdatedAfter, UpdatedBefore time.Time
+	// Ascending lists id ascending instead of descending.
+	Ascending bool
 	// BeforeStage, when > 0, keeps jobs of stages before it (stage_idx < BeforeStage).
 	BeforeStage int
 	Offset      int

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gantry/internal/ci"
 	"gantry/internal/store"
@@ -168,6 +169,19 @@ func jobWhere(f store.JobFilter) (string, []any) {
 		where = append(where, "ref = ?")
 		args = append(args, f.Ref)
 	}
+	if f.Name != "" {
+		where = append(where, "name = ?")
+		args = append(args, f.Name)
+	}
+	for _, b := range []struct {
+		cond string
+		at   time.Time
+	}{{"created_at > ?", f.CreatedAfter}, {"created_at < ?", f.CreatedBefore}, {"updated_at > ?", f.UpdatedAfter}, {"updated_at < ?", f.UpdatedBefore}} {
+		if !b.at.IsZero() {
+			where = append(where, b.cond)
+			args = append(args, tm(b.at))
+		}
+	}
 	if !f.IncludeRetried {
 		where = append(where, "retried = FALSE")
 	}
@@ -193,6 +207,11 @@ func (db *DB) jobsSource(f store.JobFilter) string {
 		return " FROM jobs"
 	}
 	switch {
+	case f.ProjectID != 0 && f.Kind != "" && f.Name != "":
+		return " FROM jobs INDEXED BY jobs_project_kind_name_id"
+	case timeBounded(f):
+		// Left to the planner: the time indexes or the id order may win.
+		return " FROM jobs"
 	case f.PipelineID != 0:
 		return " FROM jobs INDEXED BY jobs_pipeline_id"
 	case f.ProjectID != 0 && f.Kind != "":
@@ -206,18 +225,26 @@ func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]*ci.Job, error
 	return db.jobs(ctx, query, args...)
 }
 
+func timeBounded(f store.JobFilter) bool {
+	return !f.CreatedAfter.IsZero() || !f.CreatedBefore.IsZero() || !f.UpdatedAfter.IsZero() || !f.UpdatedBefore.IsZero()
+}
+
 // listJobsQuery selects jobCols (and extra, when given) for f.
 func (db *DB) listJobsQuery(f store.JobFilter, extra string) (string, []any) {
 	where, args := jobWhere(f)
 	limit := ` LIMIT ` + strconv.Itoa(max(f.Limit, 0))
 	cols := jobCols + extra
+	order := ` ORDER BY id DESC`
+	if f.Ascending {
+		order = ` ORDER BY id`
+	}
 	if f.Offset > 0 {
 		// Deep pages: skip through the (covering) index for ids only, then
 		// read the page's rows, rather than reading every skipped row.
 		return `SELECT ` + cols + ` FROM jobs WHERE id IN (SELECT id` + db.jobsSource(f) + where +
-			` ORDER BY id DESC` + limit + ` OFFSET ` + strconv.Itoa(f.Offset) + `) ORDER BY id DESC`, args
+			order + limit + ` OFFSET ` + strconv.Itoa(f.Offset) + `)` + order, args
 	}
-	return `SELECT ` + cols + db.jobsSource(f) + where + ` ORDER BY id DESC` + limit, args
+	return `SELECT ` + cols + db.jobsSource(f) + where + order + limit, args
 }
 
 // jobArtifactsColumn aggregates a job row's artifacts into one JSON array
