@@ -25,6 +25,7 @@ import (
 	"gantry/internal/githost"
 	"gantry/internal/httpapi"
 	"gantry/internal/joblog"
+	"gantry/internal/logsearch"
 	"gantry/internal/pgnotify"
 	"gantry/internal/pipeline"
 	"gantry/internal/runnerapi"
@@ -55,6 +56,8 @@ type App struct {
 	LogArchiver *joblog.Archiver
 	// LogHub wakes live log followers.
 	LogHub *joblog.Hub
+	// LogIndexer builds the log search index of archived logs.
+	LogIndexer *logsearch.Indexer
 	// Events relays wake-ups between nodes sharing a PostgreSQL
 	// database; nil on SQLite, which serves one process.
 	Events   *pgnotify.Notifier
@@ -192,7 +195,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry:      expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
 		LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay,
-		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
+		LogIndexer: &logsearch.Indexer{Store: st, Blobs: blobs, Logs: &joblog.Reader{Store: st, Blobs: blobs}, Log: opt.Logger, Now: opt.Now},
+		watchdog:   runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
 // Start runs the background workers; Close stops them.
@@ -201,6 +205,7 @@ func (a *App) Start(ctx context.Context) {
 	a.watchdog.Start(ctx)
 	a.Expiry.Start(ctx)
 	a.LogArchiver.Start(ctx)
+	a.LogIndexer.Start(ctx)
 	if a.Events != nil {
 		a.Events.Start()
 		a.relay.start()
@@ -330,6 +335,7 @@ func (a *App) Close() error {
 	a.watchdog.Stop()
 	a.Expiry.Stop()
 	a.LogArchiver.Stop()
+	a.LogIndexer.Stop()
 	a.LogHub.Close()
 	a.CloseEvents()
 	return a.Store.Close()

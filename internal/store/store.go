@@ -20,6 +20,7 @@ type Store interface {
 	Runners
 	Artifacts
 	Traces
+	LogSearch
 	Triggers
 	JobTokenScopes
 	Agents
@@ -518,6 +519,54 @@ type Traces interface {
 	// UnarchivedTraces lists up to limit jobs with ids above afterID that
 	// no longer execute but whose log is still in chunks, id ascending.
 	UnarchivedTraces(ctx context.Context, afterID int64, limit int) ([]UnarchivedTrace, error)
+}
+
+// LogSearch holds what log search reads: the candidate jobs of a search,
+// the archived logs not yet indexed, and the index segments.
+type LogSearch interface {
+	// LogSearchCandidates lists builds matching f that have a log and are
+	// not erased, id descending.
+	LogSearchCandidates(ctx context.Context, f LogSearchFilter) ([]LogCandidate, error)
+	// PendingLogs lists up to limit archived logs not yet in a segment,
+	// by project then id ascending, from (projectID, jobID) after the given.
+	PendingLogs(ctx context.Context, afterProjectID, afterJobID int64, limit int) ([]PendingLog, error)
+	// RecordLogSegment stores a segment and takes its logs off the pending list.
+	RecordLogSegment(ctx context.Context, s LogSegment) (*LogSegment, error)
+	// LogSegments lists the project's segments holding ids in [fromID, toID].
+	LogSegments(ctx context.Context, projectID, fromID, toID int64) ([]LogSegment, error)
+}
+
+// LogSearchFilter selects the jobs whose logs a search reads.
+type LogSearchFilter struct {
+	ProjectID                   int64
+	Statuses                    []ci.JobStatus
+	Ref                         string
+	CreatedAfter, CreatedBefore time.Time // exclusive; zero: unbounded
+	BeforeID                    int64     // id < BeforeID when > 0
+	Limit                       int
+}
+
+// LogCandidate is a job whose log a search may read.
+type LogCandidate struct {
+	ID        int64
+	TraceSize int64
+}
+
+// PendingLog is an archived log waiting to be indexed.
+type PendingLog struct {
+	JobID, ProjectID, Size int64
+	CreatedAt              time.Time
+}
+
+// LogSegment is one index blob over some archived logs of a project.
+type LogSegment struct {
+	ID, ProjectID         int64
+	BlobKey               string
+	FirstJobID, LastJobID int64
+	JobIDs                []int64 // on record: the logs it holds
+	Logs                  int
+	LogBytes, IndexBytes  int64
+	CreatedAt             time.Time
 }
 
 // TraceChunk is one appended piece of a live log.
