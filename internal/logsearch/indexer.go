@@ -3,12 +3,14 @@ package logsearch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"gantry/internal/blob"
+	"gantry/internal/ci"
 	"gantry/internal/joblog"
 	"gantry/internal/store"
 )
@@ -168,6 +170,9 @@ func (ix *Indexer) buildSegment(ctx context.Context, logs []store.PendingLog) er
 		JobIDs: ids, Logs: len(ids), LogBytes: total, IndexBytes: int64(len(data)), CreatedAt: now})
 	if err != nil {
 		_ = ix.Blobs.Delete(ctx, key)
+	}
+	if errors.Is(err, ci.ErrConflict) {
+		return nil // another node indexed them first; the next sweep sees what is left
 	}
 	return err
 }

@@ -530,7 +530,8 @@ type LogSearch interface {
 	// PendingLogs lists up to limit archived logs not yet in a segment,
 	// by project then id ascending, from (projectID, jobID) after the given.
 	PendingLogs(ctx context.Context, afterProjectID, afterJobID int64, limit int) ([]PendingLog, error)
-	// RecordLogSegment stores a segment and takes its logs off the pending list.
+	// RecordLogSegment stores a segment and takes its logs off the pending
+	// list; ErrConflict (and nothing stored) if one of them is not pending.
 	RecordLogSegment(ctx context.Context, s LogSegment) (*LogSegment, error)
 	// LogSegments lists the project's segments holding ids in [fromID, toID].
 	LogSegments(ctx context.Context, projectID, fromID, toID int64) ([]LogSegment, error)

@@ -3,9 +3,11 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strconv"
 	"strings"
 
+	"gantry/internal/ci"
 	"gantry/internal/store"
 )
 
@@ -85,12 +87,20 @@ func (db *DB) RecordLogSegment(ctx context.Context, s store.LogSegment) (*store.
 		if err != nil {
 			return err
 		}
+		var taken int64
 		for ids := s.JobIDs; len(ids) > 0; {
 			n := min(len(ids), 500)
-			if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM log_search_pending WHERE job_id IN (`+placeholders(n)+`)`), int64Args(ids[:n])...); err != nil {
+			r, err := tx.ExecContext(ctx, db.q(`DELETE FROM log_search_pending WHERE job_id IN (`+placeholders(n)+`)`), int64Args(ids[:n])...)
+			if err != nil {
 				return err
 			}
+			k, _ := r.RowsAffected()
+			taken += k
 			ids = ids[n:]
+		}
+		if taken != int64(len(s.JobIDs)) {
+			// Another node indexed some of these logs meanwhile.
+			return fmt.Errorf("%w: %d of %d logs are no longer pending", ci.ErrConflict, int64(len(s.JobIDs))-taken, len(s.JobIDs))
 		}
 		return nil
 	})

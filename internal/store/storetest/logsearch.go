@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -72,6 +73,14 @@ func testLogSearch(t *testing.T, st store.Store) {
 		JobIDs: []int64{jobs[0].ID}, Logs: 1, LogBytes: 8, IndexBytes: 100, CreatedAt: t0}))
 	if pending := ok[[]store.PendingLog](t)(st.PendingLogs(ctx, 0, 0, 10)); len(pending) != 1 || pending[0].JobID != jobs[1].ID {
 		t.Errorf("pending after the segment: %+v", pending)
+	}
+	// A log already taken (by another node's segment) refuses the whole segment.
+	if _, err := st.RecordLogSegment(ctx, store.LogSegment{ProjectID: p.ID, BlobKey: "dup", FirstJobID: jobs[0].ID, LastJobID: jobs[1].ID,
+		JobIDs: []int64{jobs[0].ID, jobs[1].ID}, Logs: 2, CreatedAt: t0}); !errors.Is(err, ci.ErrConflict) {
+		t.Errorf("a segment over an indexed log: %v", err)
+	}
+	if pending := ok[[]store.PendingLog](t)(st.PendingLogs(ctx, 0, 0, 10)); len(pending) != 1 {
+		t.Errorf("a refused segment took logs off the list: %+v", pending)
 	}
 	segs := ok[[]store.LogSegment](t)(st.LogSegments(ctx, p.ID, jobs[0].ID, jobs[3].ID))
 	if len(segs) != 1 || segs[0].ID != seg.ID || segs[0].BlobKey != "seg" || segs[0].IndexBytes != 100 {
