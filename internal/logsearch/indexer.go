@@ -156,6 +156,7 @@ func (ix *Indexer) buildSegment(ctx context.Context, logs []store.PendingLog) er
 		}
 		_, err = lg.CopyRange(ctx, w, 0, lg.Size())
 		lg.Close()
+		w.finish()
 		if err != nil {
 			return fmt.Errorf("index log of job %d: %w", l.JobID, err)
 		}

@@ -63,6 +63,7 @@ func TestSegmentNeverMissesAndPrunes(t *testing.T) {
 		w := b.add(int64(i + 1))
 		_, _ = w.Write(logs[i][:100])
 		_, _ = w.Write(logs[i][100:])
+		w.finish()
 	}
 	seg := b.encode()
 	h, err := readSegmentHeader(bytes.NewReader(seg), int64(len(seg)))
