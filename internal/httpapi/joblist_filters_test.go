@@ -107,6 +107,7 @@ func TestJobListFilters(t *testing.T) {
 		}
 		expect(t, e.get(base+"created_after=x&updated_before=y", dev), 400, `{"error":"created_after is invalid, updated_before is invalid"}`)
 		expect(t, e.get(base+"sort=sideways", dev), 400, `{"error":"sort does not have a valid value"}`)
+		expect(t, e.get(base+"sort=sideways&pagination=keyset", dev), 405, `{"error":"Keyset pagination is not yet available for this type of request"}`)
 		// Parameters are checked before the project is looked up.
 		expect(t, e.get("/api/v4/projects/999999/jobs?updated_after=never", dev), 400, `{"error":"updated_after is invalid"}`)
 	})

@@ -34,11 +34,12 @@ func (a *API) handleListProjectJobs(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if f.Ascending, err = p.sortAscending(); err != nil {
-		return err
-	}
+	// Keyset first: there GitLab answers any sort but desc with 405.
 	keyset, cursor, err := p.keyset()
 	if err != nil {
+		return err
+	}
+	if f.Ascending, err = p.sortAscending(); err != nil {
 		return err
 	}
 	pv, err := a.findProject(r, ident)
