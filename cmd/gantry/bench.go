@@ -35,6 +35,8 @@ benchmarks:
               project of 1,000,000 jobs with a 50 MiB job log
   blobs       blob Put and Open+read throughput (MB/s) on the file store and
               on S3 (a versitygw started on loopback, data on the same disk)
+  logsearch   GET /projects/:id/jobs/search over 10,000 archived 1 MB logs:
+              index size and build time, rare/absent/common string latency
 `
 
 // storeFlags registers the flags every benchmark shares; resolve returns
@@ -111,6 +113,22 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.WebUI(ctx, o, stdout)
+		return err
+	case "logsearch":
+		fs := flag.NewFlagSet("gantry bench logsearch", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.LogSearchOptions{}
+		dbURL, stores := storeFlags(fs, getenv, stderr)
+		fs.IntVar(&o.Logs, "logs", 10000, "archived logs in the project")
+		sizeKiB := fs.Int("size-kib", 1024, "size of each log in KiB")
+		fs.IntVar(&o.Runs, "runs", 50, "requests per query (p50 and p99 over them)")
+		fs.IntVar(&o.ScanRuns, "scan-runs", 3, "runs of the unindexed baseline")
+		fs.StringVar(&o.TempDir, "dir", "", "where the database and logs are written (the system temporary directory when empty)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		o.LogSize, o.Stores, o.DatabaseURL = *sizeKiB<<10, stores(), *dbURL
+		_, err := bench.LogSearch(ctx, o, stdout)
 		return err
 	case "pipeline":
 		fs := flag.NewFlagSet("gantry bench pipeline", flag.ContinueOnError)

@@ -26,6 +26,7 @@ import (
 	"gantry/internal/httpapi"
 	"gantry/internal/joblog"
 	"gantry/internal/lease"
+	"gantry/internal/logsearch"
 	"gantry/internal/pgnotify"
 	"gantry/internal/pipeline"
 	"gantry/internal/runnerapi"
@@ -59,6 +60,8 @@ type App struct {
 	LogArchiver *joblog.Archiver
 	// LogHub wakes live log followers.
 	LogHub *joblog.Hub
+	// LogIndexer builds the log search index of archived logs.
+	LogIndexer *logsearch.Indexer
 	// Events relays wake-ups between nodes sharing a PostgreSQL
 	// database; nil on SQLite, which serves one process.
 	Events *pgnotify.Notifier
@@ -271,7 +274,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	return &App{Config: cfg, Store: st, API: api, Web: ui, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry: expiryWorker, LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay, Leases: leases,
-		Watchdog: watchdog, log: opt.Logger, reg: reg, now: opt.Now}, nil
+		LogIndexer: &logsearch.Indexer{Store: st, Blobs: blobs, Logs: &joblog.Reader{Store: st, Blobs: blobs}, Log: opt.Logger, Now: opt.Now},
+		Watchdog:   watchdog, log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
 // newWatchdog fails jobs silent for longer than silent, looking a few
@@ -294,6 +298,7 @@ func (a *App) Start(ctx context.Context) {
 	a.Watchdog.Start(ctx)
 	a.Expiry.Start(ctx)
 	a.LogArchiver.Start(ctx)
+	a.LogIndexer.Start(ctx)
 	if a.Events != nil {
 		a.Events.Start()
 		a.relay.start()
@@ -441,6 +446,7 @@ func (a *App) Close() error {
 	a.Watchdog.Stop()
 	a.Expiry.Stop()
 	a.LogArchiver.Stop()
+	a.LogIndexer.Stop()
 	if a.Leases != nil {
 		a.Leases.Stop() // after the sweeps, so none runs unleased
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"gantry/internal/ci"
 	"gantry/internal/store"
@@ -25,28 +26,21 @@ func (a *API) handleListProjectJobs(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	f := store.JobFilter{Kind: ci.KindBuild, Statuses: scopes, IncludeRetried: true, Ref: strings.TrimSpace(p.str("ref")), Name: p.str("name")}
+	if err := p.jobTimeFilters(&f); err != nil {
+		return err
+	}
 	pp, err := p.pagination()
 	if err != nil {
 		return err
 	}
-	mode := p.str("pagination")
-	if mode != "" && mode != "offset" && mode != "keyset" {
-		return errParam("pagination does not have a valid value")
+	// Keyset first: there GitLab answers any sort but desc with 405.
+	keyset, cursor, err := p.keyset()
+	if err != nil {
+		return err
 	}
-	keyset := mode == "keyset"
-	var cursor keysetCursor
-	if keyset {
-		if ob := p.str("order_by"); ob != "" && ob != "id" {
-			return &apiError{status: http.StatusMethodNotAllowed, body: map[string]string{"error": "Keyset pagination is not yet available for this type of request"}}
-		}
-		if s := p.str("sort"); s != "" && s != "desc" {
-			return &apiError{status: http.StatusMethodNotAllowed, body: map[string]string{"error": "Keyset pagination is not yet available for this type of request"}}
-		}
-		if c := p.str("cursor"); c != "" {
-			if cursor, err = decodeCursor(c); err != nil {
-				return err
-			}
-		}
+	if f.Ascending, err = p.sortAscending(); err != nil {
+		return err
 	}
 	pv, err := a.findProject(r, ident)
 	if err != nil {
@@ -55,30 +49,101 @@ func (a *API) handleListProjectJobs(w http.ResponseWriter, r *http.Request) erro
 	if !pv.canReadBuilds() {
 		return errForbidden
 	}
-	f := store.JobFilter{
-		ProjectID: pv.project.ID, Kind: ci.KindBuild, Statuses: scopes, IncludeRetried: true,
-		Ref: strings.TrimSpace(p.str("ref")), Limit: pp.PerPage + 1,
+	f.ProjectID = pv.project.ID
+	jobs, arts, err := a.listJobPage(r, f, pp, keyset, cursor)
+	if err != nil {
+		return err
 	}
+	jobs, hasNext := pageOf(jobs, pp.PerPage)
+	pathParams := map[string]string{"id": r.PathValue("id")}
+	if keyset {
+		a.keysetLink(w, r, p, pp, jobs, hasNext, pathParams)
+	} else {
+		a.offsetHeaders(w, r, p, pp, hasNext, -1, pathParams)
+	}
+	return a.writeJobs(w, r, pv.project, jobs, arts)
+}
+
+// jobTimeFilters reads created_after, created_before, updated_after and
+// updated_before into f; every malformed one is named in the error.
+func (p *params) jobTimeFilters(f *store.JobFilter) error {
+	var errs []string
+	for _, b := range []struct {
+		name string
+		into *time.Time
+	}{{"created_after", &f.CreatedAfter}, {"created_before", &f.CreatedBefore}, {"updated_after", &f.UpdatedAfter}, {"updated_before", &f.UpdatedBefore}} {
+		t, err := p.timeParam(b.name)
+		if err != nil {
+			errs = append(errs, b.name+" is invalid")
+		}
+		*b.into = t
+	}
+	if len(errs) > 0 {
+		return errParam(strings.Join(errs, ", "))
+	}
+	return nil
+}
+
+// sortAscending reads sort=asc|desc (desc when absent).
+func (p *params) sortAscending() (bool, error) {
+	switch p.str("sort") {
+	case "", "desc":
+		return false, nil
+	case "asc":
+		return true, nil
+	}
+	return false, errParam("sort does not have a valid value")
+}
+
+var errKeysetNotYet = &apiError{status: http.StatusMethodNotAllowed, body: map[string]string{"error": "Keyset pagination is not yet available for this type of request"}}
+
+// keyset reads pagination=offset|keyset and, in keyset mode, the cursor.
+// Keyset knows only id descending, as in GitLab.
+func (p *params) keyset() (bool, keysetCursor, error) {
+	mode := p.str("pagination")
+	if mode != "" && mode != "offset" && mode != "keyset" {
+		return false, keysetCursor{}, errParam("pagination does not have a valid value")
+	}
+	if mode != "keyset" {
+		return false, keysetCursor{}, nil
+	}
+	if ob := p.str("order_by"); ob != "" && ob != "id" {
+		return false, keysetCursor{}, errKeysetNotYet
+	}
+	if s := p.str("sort"); s != "" && s != "desc" {
+		return false, keysetCursor{}, errKeysetNotYet
+	}
+	var cursor keysetCursor
+	if c := p.str("cursor"); c != "" {
+		var err error
+		if cursor, err = decodeCursor(c); err != nil {
+			return false, keysetCursor{}, err
+		}
+	}
+	return true, cursor, nil
+}
+
+// listJobPage reads one page (plus a row of lookahead) of f.
+func (a *API) listJobPage(r *http.Request, f store.JobFilter, pp pageParams, keyset bool, cursor keysetCursor) ([]*ci.Job, map[int64][]*ci.Artifact, error) {
+	f.Limit = pp.PerPage + 1
 	if keyset {
 		f.BeforeID = cursor.ID
 	} else {
 		f.Offset = (pp.Page - 1) * pp.PerPage
 	}
-	jobs, arts, err := a.store.ListJobsWithArtifacts(r.Context(), f)
-	if err != nil {
-		return err
+	return a.store.ListJobsWithArtifacts(r.Context(), f)
+}
+
+// keysetLink sets the rel="next" Link of a keyset page (none on the last).
+func (a *API) keysetLink(w http.ResponseWriter, r *http.Request, p *params, pp pageParams, jobs []*ci.Job, hasNext bool, pathParams map[string]string) {
+	if !hasNext {
+		return
 	}
-	jobs, hasNext := pageOf(jobs, pp.PerPage)
-	if keyset {
-		if hasNext {
-			next := encodeCursor(keysetCursor{ID: jobs[len(jobs)-1].ID, Direction: "n"})
-			extra := map[string]string{"cursor": next, "id": r.PathValue("id"), "per_page": strconv.Itoa(pp.PerPage)}
-			w.Header().Set("Link", "<"+a.linkURL(r, p, extra)+`>; rel="next"`)
-		}
-	} else {
-		a.offsetHeaders(w, r, p, pp, hasNext, -1, map[string]string{"id": r.PathValue("id")})
+	extra := map[string]string{"cursor": encodeCursor(keysetCursor{ID: jobs[len(jobs)-1].ID, Direction: "n"}), "per_page": strconv.Itoa(pp.PerPage)}
+	for k, v := range pathParams {
+		extra[k] = v
 	}
-	return a.writeJobs(w, r, pv.project, jobs, arts)
+	w.Header().Set("Link", "<"+a.linkURL(r, p, extra)+`>; rel="next"`)
 }
 
 // writeJobs renders a page of builds; arts are their artifacts.
@@ -114,58 +179,71 @@ var listBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); retu
 // maxPooledListBuffer keeps one huge page from pinning its buffer forever.
 const maxPooledListBuffer = 1 << 20
 
-// pipelineJobsRequest parses what the pipeline jobs and bridges lists share.
-func (a *API) pipelineListRequest(r *http.Request) (*projectView, *ci.Pipeline, *params, pageParams, []ci.JobStatus, error) {
+// pipelineListRequest is what the pipeline jobs and bridges lists share,
+// parsed and checked in GitLab's order: parameters, then the lookups.
+type pipelineListRequest struct {
+	pv     *projectView
+	pl     *ci.Pipeline
+	p      *params
+	pp     pageParams
+	scopes []ci.JobStatus
+	keyset bool
+	cursor keysetCursor
+}
+
+func (a *API) readPipelineListRequest(r *http.Request) (*pipelineListRequest, error) {
 	ident, err := a.authenticate(r, authUserOrJob)
 	if err != nil {
-		return nil, nil, nil, pageParams{}, nil, err
+		return nil, err
 	}
-	p, err := readParams(r)
-	if err != nil {
-		return nil, nil, nil, pageParams{}, nil, err
+	req := &pipelineListRequest{}
+	if req.p, err = readParams(r); err != nil {
+		return nil, err
 	}
 	pipelineID, pipelineOK, err := pathID(r, "pipeline_id")
 	if err != nil {
-		return nil, nil, nil, pageParams{}, nil, err
+		return nil, err
 	}
-	scopes, err := p.scopes(false)
-	if err != nil {
-		return nil, nil, nil, pageParams{}, nil, err
+	if req.scopes, err = req.p.scopes(false); err != nil {
+		return nil, err
 	}
-	pp, err := p.pagination()
-	if err != nil {
-		return nil, nil, nil, pageParams{}, nil, err
+	if req.pp, err = req.p.pagination(); err != nil {
+		return nil, err
 	}
-	pv, err := a.findProject(r, ident)
-	if err != nil {
-		return nil, nil, nil, pageParams{}, nil, err
+	if req.keyset, req.cursor, err = req.p.keyset(); err != nil {
+		return nil, err
 	}
-	if !ci.CanReadPipelines(pv.project, pv.viewer) {
-		return nil, nil, nil, pageParams{}, nil, errForbidden
+	if req.pv, err = a.findProject(r, ident); err != nil {
+		return nil, err
+	}
+	if !ci.CanReadPipelines(req.pv.project, req.pv.viewer) {
+		return nil, errForbidden
 	}
 	if !pipelineOK {
-		return nil, nil, nil, pageParams{}, nil, errRecordNotFound
+		return nil, errRecordNotFound
 	}
-	pl, err := a.store.PipelineByID(r.Context(), pv.project.ID, pipelineID)
+	req.pl, err = a.store.PipelineByID(r.Context(), req.pv.project.ID, pipelineID)
 	if errors.Is(err, ci.ErrNotFound) {
-		return nil, nil, nil, pageParams{}, nil, errRecordNotFound
+		return nil, errRecordNotFound
 	}
 	if err != nil {
-		return nil, nil, nil, pageParams{}, nil, err
+		return nil, err
 	}
-	return pv, pl, p, pp, scopes, nil
+	return req, nil
 }
 
 // totalsCap: above this many matches, lists omit X-Total like GitLab.
 const totalsCap = 10000
 
-// GET /projects/:id/pipelines/:pipeline_id/jobs and .../bridges (trigger_jobs).
+// GET /projects/:id/pipelines/:pipeline_id/jobs and .../bridges (trigger_jobs);
+// pagination=keyset works on them too (gantry's extension).
 func (a *API) handleListPipelineJobs(kind ci.JobKind) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
-		pv, pl, p, pp, scopes, err := a.pipelineListRequest(r)
+		req, err := a.readPipelineListRequest(r)
 		if err != nil {
 			return err
 		}
+		pv, pl, p, pp, scopes, keyset, cursor := req.pv, req.pl, req.p, req.pp, req.scopes, req.keyset, req.cursor
 		var includeRetried bool
 		if kind == ci.KindBuild {
 			if includeRetried, _, err = p.boolParam("include_retried"); err != nil {
@@ -176,12 +254,13 @@ func (a *API) handleListPipelineJobs(kind ci.JobKind) handlerFunc {
 			includeRetried = p.str("include_retried") != ""
 		}
 		f := store.JobFilter{ProjectID: pv.project.ID, PipelineID: pl.ID, Kind: kind, Statuses: scopes, IncludeRetried: includeRetried}
-		total, err := a.store.CountJobs(r.Context(), f, totalsCap+1)
-		if err != nil {
-			return err
+		total := -1
+		if !keyset {
+			if total, err = a.store.CountJobs(r.Context(), f, totalsCap+1); err != nil {
+				return err
+			}
 		}
-		f.Limit, f.Offset = pp.PerPage+1, (pp.Page-1)*pp.PerPage
-		jobs, arts, err := a.store.ListJobsWithArtifacts(r.Context(), f)
+		jobs, arts, err := a.listJobPage(r, f, pp, keyset, cursor)
 		if err != nil {
 			return err
 		}
@@ -190,7 +269,11 @@ func (a *API) handleListPipelineJobs(kind ci.JobKind) handlerFunc {
 		if kind == ci.KindBuild {
 			pathParams["include_retried"] = strconv.FormatBool(includeRetried)
 		}
-		a.offsetHeaders(w, r, p, pp, hasNext, total, pathParams)
+		if keyset {
+			a.keysetLink(w, r, p, pp, jobs, hasNext, pathParams)
+		} else {
+			a.offsetHeaders(w, r, p, pp, hasNext, total, pathParams)
+		}
 		if kind == ci.KindBuild {
 			return a.writeJobs(w, r, pv.project, jobs, arts)
 		}

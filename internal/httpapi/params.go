@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"gantry/internal/ci"
@@ -137,6 +138,28 @@ func (p *params) boolParam(name string) (bool, bool, error) {
 		return false, true, nil
 	}
 	return false, true, errParam(name + " is invalid")
+}
+
+// timeLayouts are the ISO 8601 forms time parameters accept; a time
+// without a zone is UTC.
+var timeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999Z0700", "2006-01-02T15:04:05.999999999", "2006-01-02T15:04", "2006-01-02"}
+
+// timeParam parses an optional ISO 8601 time (zero when absent or blank);
+// malformed values answer "<name> is invalid".
+func (p *params) timeParam(name string) (time.Time, error) {
+	v := strings.TrimSpace(p.str(name))
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, candidate := range []string{v, strings.ReplaceAll(v, " ", "+")} {
+		// An unencoded "+01:00" arrives as " 01:00".
+		for _, layout := range timeLayouts {
+			if t, err := time.Parse(layout, candidate); err == nil {
+				return t.UTC(), nil
+			}
+		}
+	}
+	return time.Time{}, errParam(name + " is invalid")
 }
 
 // requireStr answers "<name> is missing" when absent or blank.

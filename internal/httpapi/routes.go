@@ -28,6 +28,7 @@ func (a *API) addRoutes(mux Router) {
 	mux.Handle("POST "+v4+"/projects/{id}/members", h(a.handleAddProjectMember))
 
 	mux.Handle("GET "+v4+"/projects/{id}/jobs", h(a.handleListProjectJobs))
+	mux.Handle("GET "+v4+"/projects/{id}/jobs/search", h(a.handleSearchJobLogs))
 	mux.Handle("GET "+v4+"/projects/{id}/jobs/{job_id}", h(a.handleGetJob))
 	mux.Handle("GET "+v4+"/projects/{id}/jobs/{job_id}/trace", h(a.handleGetTrace))
 	mux.Handle("GET "+v4+"/projects/{id}/jobs/{job_id}/queue", h(a.handleJobQueue))

@@ -16,6 +16,7 @@ import (
 	"gantry/internal/blob"
 	"gantry/internal/githost"
 	"gantry/internal/joblog"
+	"gantry/internal/logsearch"
 	"gantry/internal/pipeline"
 	"gantry/internal/store"
 )
@@ -51,6 +52,7 @@ type API struct {
 	agents    *agents.Service
 	logs      *joblog.Reader
 	logHub    *joblog.Hub
+	search    *logsearch.Searcher
 }
 
 // Deps are the API's collaborators.
@@ -88,8 +90,9 @@ func New(cfg Config, d Deps) *API {
 	if d.LogHub == nil {
 		d.LogHub = joblog.NewHub()
 	}
+	logs := &joblog.Reader{Store: d.Store, Blobs: d.Blobs}
 	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs,
-		agents: d.Agents, logs: &joblog.Reader{Store: d.Store, Blobs: d.Blobs}, logHub: d.LogHub}
+		agents: d.Agents, logs: logs, logHub: d.LogHub, search: &logsearch.Searcher{Store: d.Store, Blobs: d.Blobs, Logs: logs, Log: d.Logger}}
 }
 
 // handlerFunc is a handler that returns its error for writeError.

@@ -20,6 +20,7 @@ type Store interface {
 	Runners
 	Artifacts
 	Traces
+	LogSearch
 	Triggers
 	JobTokenScopes
 	Agents
@@ -366,7 +367,7 @@ type Jobs interface {
 	// JobsByIDs reads the project's jobs among ids, id ascending; ids of
 	// other projects or of no job are left out.
 	JobsByIDs(ctx context.Context, projectID int64, ids []int64) ([]*ci.Job, error)
-	// ListJobs returns jobs matching f, id descending.
+	// ListJobs returns jobs matching f, id descending (ascending with f.Ascending).
 	ListJobs(ctx context.Context, f JobFilter) ([]*ci.Job, error)
 	// ListJobsWithArtifacts is ListJobs that also returns each job's
 	// artifacts (ordered by id), read by the same query: a list page costs
@@ -420,6 +421,11 @@ type JobFilter struct {
 	Name           string // exact job name
 	IncludeRetried bool
 	BeforeID       int64 // keyset: id < BeforeID
+	// Time bounds are exclusive; zero means unbounded.
+	CreatedAfter, CreatedBefore time.Time
+	UpdatedAfter, UpdatedBefore time.Time
+	// Ascending lists id ascending instead of descending.
+	Ascending bool
 	// BeforeStage, when > 0, keeps jobs of stages before it (stage_idx < BeforeStage).
 	BeforeStage int
 	Offset      int
@@ -557,6 +563,55 @@ type Traces interface {
 	// UnarchivedTraces lists up to limit jobs with ids above afterID that
 	// no longer execute but whose log is still in chunks, id ascending.
 	UnarchivedTraces(ctx context.Context, afterID int64, limit int) ([]UnarchivedTrace, error)
+}
+
+// LogSearch holds what log search reads: the candidate jobs of a search,
+// the archived logs not yet indexed, and the index segments.
+type LogSearch interface {
+	// LogSearchCandidates lists builds matching f that have a log and are
+	// not erased, id descending.
+	LogSearchCandidates(ctx context.Context, f LogSearchFilter) ([]LogCandidate, error)
+	// PendingLogs lists up to limit archived logs not yet in a segment,
+	// by project then id ascending, from (projectID, jobID) after the given.
+	PendingLogs(ctx context.Context, afterProjectID, afterJobID int64, limit int) ([]PendingLog, error)
+	// RecordLogSegment stores a segment and takes its logs off the pending
+	// list; ErrConflict (and nothing stored) if one of them is not pending.
+	RecordLogSegment(ctx context.Context, s LogSegment) (*LogSegment, error)
+	// LogSegments lists the project's segments holding ids in [fromID, toID].
+	LogSegments(ctx context.Context, projectID, fromID, toID int64) ([]LogSegment, error)
+}
+
+// LogSearchFilter selects the jobs whose logs a search reads.
+type LogSearchFilter struct {
+	ProjectID                   int64
+	Statuses                    []ci.JobStatus
+	Ref                         string
+	CreatedAfter, CreatedBefore time.Time // exclusive; zero: unbounded
+	BeforeID                    int64     // id < BeforeID when > 0
+	Limit                       int
+}
+
+// LogCandidate is a job whose log a search may read.
+type LogCandidate struct {
+	ID        int64
+	TraceSize int64
+}
+
+// PendingLog is an archived log waiting to be indexed.
+type PendingLog struct {
+	JobID, ProjectID, Size int64
+	CreatedAt              time.Time
+}
+
+// LogSegment is one index blob over some archived logs of a project.
+type LogSegment struct {
+	ID, ProjectID         int64
+	BlobKey               string
+	FirstJobID, LastJobID int64
+	JobIDs                []int64 // on record: the logs it holds
+	Logs                  int
+	LogBytes, IndexBytes  int64
+	CreatedAt             time.Time
 }
 
 // TraceChunk is one appended piece of a live log.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"gantry/internal/ci"
 	"gantry/internal/store"
@@ -172,6 +173,15 @@ func jobWhere(f store.JobFilter) (string, []any) {
 		where = append(where, "name = ?")
 		args = append(args, f.Name)
 	}
+	for _, b := range []struct {
+		cond string
+		at   time.Time
+	}{{"created_at > ?", f.CreatedAfter}, {"created_at < ?", f.CreatedBefore}, {"updated_at > ?", f.UpdatedAfter}, {"updated_at < ?", f.UpdatedBefore}} {
+		if !b.at.IsZero() {
+			where = append(where, b.cond)
+			args = append(args, tm(b.at))
+		}
+	}
 	if !f.IncludeRetried {
 		where = append(where, "retried = FALSE")
 	}
@@ -192,36 +202,93 @@ func jobWhere(f store.JobFilter) (string, []any) {
 // jobsSource names the table, with an index hint on SQLite: its planner,
 // seeing one dominant project in the statistics, would otherwise walk the
 // rowid backwards and filter, which is slow for every other project.
-func (db *DB) jobsSource(f store.JobFilter) string {
-	if db.dialect.Name != "sqlite" || len(f.Statuses) > 0 {
-		return " FROM jobs"
+func (db *DB) jobsSource(ctx context.Context, f store.JobFilter) (string, error) {
+	if db.dialect.Name != "sqlite" {
+		return " FROM jobs", nil
+	}
+	if f.ProjectID != 0 && f.Kind != "" && f.Name != "" {
+		return " FROM jobs INDEXED BY jobs_project_kind_name_id", nil
+	}
+	if f.ProjectID != 0 && f.Kind != "" && timeBounded(f) {
+		return db.timeBoundedSource(ctx, f)
 	}
 	switch {
+	case len(f.Statuses) > 0:
+		return " FROM jobs", nil
 	case f.PipelineID != 0:
-		return " FROM jobs INDEXED BY jobs_pipeline_id"
+		return " FROM jobs INDEXED BY jobs_pipeline_id", nil
 	case f.ProjectID != 0 && f.Kind != "":
-		return " FROM jobs INDEXED BY jobs_project_kind_id"
+		return " FROM jobs INDEXED BY jobs_project_kind_id", nil
 	}
-	return " FROM jobs"
+	return " FROM jobs", nil
+}
+
+func timeBounded(f store.JobFilter) bool {
+	return !f.CreatedAfter.IsZero() || !f.CreatedBefore.IsZero() || !f.UpdatedAfter.IsZero() || !f.UpdatedBefore.IsZero()
+}
+
+// timeProbeCap is how many jobs in a time window still make the time
+// index the better walk than the id order.
+const timeProbeCap = 10000
+
+// timeBoundedSource chooses, on SQLite (which keeps no statistics on
+// ranges), between walking a time index and sorting what it finds, and
+// walking the id order and filtering: it counts the window's jobs in the
+// time index, up to timeProbeCap. A narrow window (the common "what changed
+// lately") reads only its jobs; a wide one stops after a page of ids.
+func (db *DB) timeBoundedSource(ctx context.Context, f store.JobFilter) (string, error) {
+	index, column, after, before := "jobs_project_kind_updated", "updated_at", f.UpdatedAfter, f.UpdatedBefore
+	if after.IsZero() && before.IsZero() {
+		index, column, after, before = "jobs_project_kind_created", "created_at", f.CreatedAfter, f.CreatedBefore
+	}
+	where, args := "project_id = ? AND kind = ?", []any{f.ProjectID, string(f.Kind)}
+	if !after.IsZero() {
+		where += " AND " + column + " > ?"
+		args = append(args, tm(after))
+	}
+	if !before.IsZero() {
+		where += " AND " + column + " < ?"
+		args = append(args, tm(before))
+	}
+	var n int
+	err := db.queryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM jobs INDEXED BY `+index+` WHERE `+where+` LIMIT `+strconv.Itoa(timeProbeCap)+`) x`, args...).Scan(&n)
+	if err != nil {
+		return "", err
+	}
+	if n < timeProbeCap {
+		return " FROM jobs INDEXED BY " + index, nil
+	}
+	return " FROM jobs INDEXED BY jobs_project_kind_id", nil
 }
 
 func (db *DB) ListJobs(ctx context.Context, f store.JobFilter) ([]*ci.Job, error) {
-	query, args := db.listJobsQuery(f, "")
+	query, args, err := db.listJobsQuery(ctx, f, "")
+	if err != nil {
+		return nil, err
+	}
 	return db.jobs(ctx, query, args...)
 }
 
 // listJobsQuery selects jobCols (and extra, when given) for f.
-func (db *DB) listJobsQuery(f store.JobFilter, extra string) (string, []any) {
+func (db *DB) listJobsQuery(ctx context.Context, f store.JobFilter, extra string) (string, []any, error) {
+	source, err := db.jobsSource(ctx, f)
+	if err != nil {
+		return "", nil, err
+	}
 	where, args := jobWhere(f)
 	limit := ` LIMIT ` + strconv.Itoa(max(f.Limit, 0))
 	cols := jobCols + extra
+	order := ` ORDER BY id DESC`
+	if f.Ascending {
+		order = ` ORDER BY id`
+	}
 	if f.Offset > 0 {
 		// Deep pages: skip through the (covering) index for ids only, then
 		// read the page's rows, rather than reading every skipped row.
-		return `SELECT ` + cols + ` FROM jobs WHERE id IN (SELECT id` + db.jobsSource(f) + where +
-			` ORDER BY id DESC` + limit + ` OFFSET ` + strconv.Itoa(f.Offset) + `) ORDER BY id DESC`, args
+		return `SELECT ` + cols + ` FROM jobs WHERE id IN (SELECT id` + source + where +
+			order + limit + ` OFFSET ` + strconv.Itoa(f.Offset) + `)` + order, args, nil
 	}
-	return `SELECT ` + cols + db.jobsSource(f) + where + ` ORDER BY id DESC` + limit, args
+	return `SELECT ` + cols + source + where + order + limit, args, nil
 }
 
 // jobArtifactsColumn aggregates a job row's artifacts into one JSON array
@@ -237,7 +304,10 @@ func (db *DB) jobArtifactsColumn() string {
 }
 
 func (db *DB) ListJobsWithArtifacts(ctx context.Context, f store.JobFilter) ([]*ci.Job, map[int64][]*ci.Artifact, error) {
-	query, args := db.listJobsQuery(f, db.jobArtifactsColumn())
+	query, args, err := db.listJobsQuery(ctx, f, db.jobArtifactsColumn())
+	if err != nil {
+		return nil, nil, err
+	}
 	r := newRawRow(33)
 	arts := map[int64][]*ci.Artifact{}
 	rows, err := db.query(ctx, query, args...)

@@ -81,6 +81,12 @@ func (db *DB) RecordTraceArchive(ctx context.Context, a store.TraceArchive) (boo
 		}
 		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO artifacts (job_id, project_id, file_type, file_format, filename, size, blob_key, file_sha256, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), a.JobID, a.ProjectID, traceFileType, traceFileFormat, traceFilename, a.Size, a.BlobKey, a.SHA256, tm(a.CreatedAt))
+		if err != nil {
+			return db.translate(err)
+		}
+		// The archived log now waits for the search indexer.
+		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO log_search_pending (job_id, project_id, size, created_at) VALUES (?, ?, ?, ?)`),
+			a.JobID, a.ProjectID, a.Size, tm(a.CreatedAt))
 		inserted = err == nil
 		return db.translate(err)
 	})
