@@ -99,10 +99,23 @@ const ChildYAML = `child-test:
     - echo "child says hi"
 `
 
-// Values the pipeline produces, which the clients assert on.
+// StableYAML is the configuration on the branch stable: its pipeline
+// succeeds, so its artifacts are reachable by ref.
+const StableYAML = `build:
+  stage: build
+  script:
+    - mkdir -p out
+    - printf 'scenario artifact on %s\n' "$CI_COMMIT_REF_NAME" > out/result.txt
+  artifacts:
+    paths: [out/]
+`
+
+// Values the pipelines produce, which the clients assert on.
 const (
 	ArtifactPath    = "out/result.txt"
 	ArtifactContent = "scenario artifact on main\n"
+	StableRef       = "stable"
+	StableContent   = "scenario artifact on stable\n"
 	DeployVariable  = "DEPLOY_TARGET"
 	DeployValue     = "staging-eu"
 )

@@ -127,6 +127,12 @@ type Document struct {
 	ArtifactContent string `json:"artifact_content"`
 	// ArtifactArchive is the archive's file name in artifacts_file.
 	ArtifactArchive string `json:"artifact_archive"`
+	// The branch stable's pipeline (one build job) succeeded: artifacts by
+	// ref come from it (main's pipeline has not succeeded).
+	StableRef             string `json:"stable_ref"`
+	StablePipelineID      int64  `json:"stable_pipeline_id"`
+	StableJobID           int64  `json:"stable_job_id"`
+	StableArtifactContent string `json:"stable_artifact_content"`
 
 	Junit JunitTotals `json:"junit"`
 
@@ -286,7 +292,7 @@ func (bd *builder) people() {
 		ID       int64  `json:"id"`
 		FullPath string `json:"path_with_namespace"`
 	}
-	bd.root("POST", "/projects", map[string]any{"name": "App Core", "path": "app.core", "namespace_id": sub.ID}, 201, &proj)
+	bd.root("POST", "/projects", map[string]any{"name": "App Core", "path": "app.core", "namespace_id": sub.ID, "public_jobs": false}, 201, &proj)
 	d.ProjectID, d.ProjectPath = proj.ID, proj.FullPath
 	member := func(path string, role string, level int) {
 		bd.root("POST", path, map[string]any{"user_id": d.Users[role].ID, "access_level": level}, 201, nil)
@@ -312,7 +318,8 @@ func (bd *builder) git(dir string, args ...string) string {
 }
 
 // push clones the empty project as the developer and pushes the CI
-// configuration, the child pipeline's file and a README to main.
+// configuration, the child pipeline's file and a README to main, and a
+// branch stable with a one-job configuration.
 func (bd *builder) push() {
 	d := bd.doc
 	u, _ := url.Parse(bd.base + "/" + d.ProjectPath + ".git")
@@ -329,7 +336,12 @@ func (bd *builder) push() {
 	bd.git(work, "add", ".")
 	bd.git(work, "commit", "-q", "-m", "Add CI")
 	d.SHA = bd.git(work, "rev-parse", "HEAD")
-	bd.git(work, "push", "-q", "origin", "main")
+	bd.git(work, "checkout", "-q", "-b", StableRef)
+	if err := os.WriteFile(filepath.Join(work, ".gitlab-ci.yml"), []byte(StableYAML), 0o644); err != nil {
+		bd.t.Fatal(err)
+	}
+	bd.git(work, "commit", "-q", "-am", "Stable CI")
+	bd.git(work, "push", "-q", "origin", "main", StableRef)
 }
 
 type apiJob struct {
@@ -441,16 +453,25 @@ func (bd *builder) run(bin string) {
 	var pls []struct {
 		ID     int64  `json:"id"`
 		SHA    string `json:"sha"`
+		Ref    string `json:"ref"`
 		Source string `json:"source"`
+		Status string `json:"status"`
 	}
-	bd.waitFor("the push's pipeline", func() (bool, string) {
+	bd.waitFor("the push's pipelines", func() (bool, string) {
 		bd.root("GET", fmt.Sprintf("/projects/%d/pipelines", d.ProjectID), nil, 200, &pls)
-		return len(pls) == 1, fmt.Sprintf("%d pipelines", len(pls))
+		return len(pls) == 2, fmt.Sprintf("%d pipelines", len(pls))
 	})
-	if pls[0].SHA != d.SHA || pls[0].Source != "push" {
-		t.Fatalf("scenario: pipeline %+v, want sha %s from a push", pls[0], d.SHA)
+	for _, pl := range pls {
+		switch {
+		case pl.Ref == "main" && pl.SHA == d.SHA && pl.Source == "push":
+			d.PipelineID = pl.ID
+		case pl.Ref == StableRef && pl.Source == "push":
+			d.StablePipelineID = pl.ID
+		}
 	}
-	d.PipelineID = pls[0].ID
+	if d.PipelineID == 0 || d.StablePipelineID == 0 {
+		t.Fatalf("scenario: pipelines %+v, want one of main at %s and one of %s", pls, d.SHA, StableRef)
+	}
 
 	// The long job is canceled once it runs.
 	var jobs map[string]apiJob
@@ -519,6 +540,12 @@ func (bd *builder) run(bin string) {
 	d.ErasedJobID = jobs["flaky"].ID
 	bd.call(d.Tokens["maintainer"], "POST", fmt.Sprintf("/projects/%d/jobs/%d/erase", d.ProjectID, d.ErasedJobID), nil, 201, nil)
 	bd.waitFor("the played and retried jobs to finish", settled(finalStatus))
+	var stable []apiJob
+	bd.waitFor("the stable pipeline to succeed", func() (bool, string) {
+		stable = bd.pipelineJobs(d.StablePipelineID, "jobs", false)
+		return len(stable) == 1 && stable[0].Status == "success", fmt.Sprintf("%+v", stable)
+	})
+	d.StableRef, d.StableJobID, d.StableArtifactContent = StableRef, stable[0].ID, StableContent
 	if jobs["broken"].ID != d.RetriedNewID {
 		t.Fatalf("scenario: latest broken is %d, want the retry %d", jobs["broken"].ID, d.RetriedNewID)
 	}
@@ -558,7 +585,7 @@ func (bd *builder) record(jobs map[string]apiJob, bridge apiJob) {
 	d.PipelineBuildIDs = ids(bd.pipelineJobs(d.PipelineID, "jobs", false))
 	withRetried := bd.pipelineJobs(d.PipelineID, "jobs", true)
 	d.PipelineBuildIDsWithRetried = ids(withRetried)
-	all := append(withRetried, child...)
+	all := append(append(withRetried, child...), bd.pipelineJobs(d.StablePipelineID, "jobs", true)...)
 	sort.Slice(all, func(i, j int) bool { return all[i].ID > all[j].ID })
 	for _, j := range all {
 		d.ProjectBuildIDs = append(d.ProjectBuildIDs, j.ID)
