@@ -12,6 +12,7 @@ build:
   script:
     - mkdir -p out
     - printf 'scenario artifact on %s\n' "$CI_COMMIT_REF_NAME" > out/result.txt
+    - printf 'binary payload of %s\n' "$CI_COMMIT_REF_NAME" > out/payload.bin
     - echo "$GREETING from $CI_JOB_NAME"
   artifacts:
     paths: [out/]
@@ -106,6 +107,7 @@ const StableYAML = `build:
   script:
     - mkdir -p out
     - printf 'scenario artifact on %s\n' "$CI_COMMIT_REF_NAME" > out/result.txt
+    - printf 'binary payload of %s\n' "$CI_COMMIT_REF_NAME" > out/payload.bin
   artifacts:
     paths: [out/]
 `
@@ -116,6 +118,12 @@ const (
 	ArtifactContent = "scenario artifact on main\n"
 	StableRef       = "stable"
 	StableContent   = "scenario artifact on stable\n"
+	// BinaryPath has no text type, so it is served as
+	// application/octet-stream (clients that only read binary bodies as
+	// files, like the Ruby gem, download it).
+	BinaryPath    = "out/payload.bin"
+	BinaryContent = "binary payload of main\n"
+	StableBinary  = "binary payload of stable\n"
 	DeployVariable  = "DEPLOY_TARGET"
 	DeployValue     = "staging-eu"
 )

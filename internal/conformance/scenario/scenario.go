@@ -125,6 +125,10 @@ type Document struct {
 	ArtifactJobName string `json:"artifact_job_name"`
 	ArtifactPath    string `json:"artifact_path"`
 	ArtifactContent string `json:"artifact_content"`
+	// BinaryArtifactPath is served as application/octet-stream.
+	BinaryArtifactPath    string `json:"binary_artifact_path"`
+	BinaryArtifactContent string `json:"binary_artifact_content"`
+	StableBinaryContent   string `json:"stable_binary_content"`
 	// ArtifactArchive is the archive's file name in artifacts_file.
 	ArtifactArchive string `json:"artifact_archive"`
 	// The branch stable's pipeline (one build job) succeeded: artifacts by
@@ -605,6 +609,7 @@ func (bd *builder) record(jobs map[string]apiJob, bridge apiJob) {
 
 	d.WhoamiJobID = jobs["whoami"].ID
 	d.ArtifactJobID, d.ArtifactJobName, d.ArtifactPath, d.ArtifactContent, d.ArtifactArchive = jobs["build"].ID, "build", ArtifactPath, ArtifactContent, "artifacts.zip"
+	d.BinaryArtifactPath, d.BinaryArtifactContent, d.StableBinaryContent = BinaryPath, BinaryContent, StableBinary
 	d.Junit = Junit
 	d.Junit.JobID = jobs["unit"].ID
 	d.ToPlay, d.ToRetry, d.ToCancel, d.ToErase = jobs["approve"].ID, d.RetriedNewID, jobs["hold"].ID, jobs["spare"].ID
