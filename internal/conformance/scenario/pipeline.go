@@ -121,11 +121,11 @@ const (
 	// BinaryPath has no text type, so it is served as
 	// application/octet-stream (clients that only read binary bodies as
 	// files, like the Ruby gem, download it).
-	BinaryPath    = "out/payload.bin"
-	BinaryContent = "binary payload of main\n"
-	StableBinary  = "binary payload of stable\n"
-	DeployVariable  = "DEPLOY_TARGET"
-	DeployValue     = "staging-eu"
+	BinaryPath     = "out/payload.bin"
+	BinaryContent  = "binary payload of main\n"
+	StableBinary   = "binary payload of stable\n"
+	DeployVariable = "DEPLOY_TARGET"
+	DeployValue    = "staging-eu"
 )
 
 // Junit is the report unit writes: 4 cases, 2 passed, 1 failed, 1 skipped.
