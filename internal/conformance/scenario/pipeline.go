@@ -3,7 +3,9 @@ package scenario
 // CIYAML is the pushed .gitlab-ci.yml. Every job that runs does so on
 // gantry's own runner with the shell executor; `needs: [build]` lets the
 // manual, held and trigger jobs start while the test stage is still busy,
-// and `late` (no needs) is skipped because `broken` fails.
+// and `late` (no needs) is skipped because `broken` fails. The long jobs
+// print every second: a runner sends a silent job's log only now and then,
+// and learns of a cancel when it does.
 const CIYAML = `stages: [build, test, deploy]
 variables:
   GREETING: hello
@@ -56,7 +58,7 @@ long:
   needs: [build]
   script:
     - echo "long job started"
-    - sleep 300
+    - for i in $(seq 300); do echo "tick $i"; sleep 1; done
 spare:
   stage: test
   needs: [build]
@@ -80,7 +82,7 @@ hold:
   script:
     - echo "$CI_JOB_TOKEN" > "$CI_BUILDS_DIR/hold.token"
     - echo "holding"
-    - sleep 300
+    - for i in $(seq 300); do echo "tick $i"; sleep 1; done
 late:
   stage: deploy
   script:

@@ -189,6 +189,13 @@ type builder struct {
 	doc  *Document
 }
 
+// phase logs how long the part of the build since *start took (for
+// whoever wonders where the seconds go; nothing asserts on it).
+func (bd *builder) phase(what string, start *time.Time) {
+	bd.t.Logf("scenario: %s took %v", what, time.Since(*start).Round(time.Millisecond))
+	*start = time.Now()
+}
+
 // Build starts a node on b's store, builds the scenario on it with the
 // gantry binary bin as runner, and returns its document. The node and the
 // runner stop when t ends.
@@ -196,11 +203,13 @@ func Build(t testing.TB, b testenv.Backend, bin string) *Document {
 	t.Helper()
 	bd := &builder{t: t, doc: &Document{Tokens: map[string]string{"root": rootToken}, Users: map[string]User{}, Ref: "main",
 		Stages: []string{"build", "test", "deploy"}, Traces: map[int64][]string{}}}
+	start := time.Now()
 	bd.startNode(b)
 	bd.doc.URL = bd.base
 	bd.people()
 	bd.push()
-	bd.run(bin)
+	bd.phase("node, people and push", &start)
+	bd.run(bin, &start)
 	return bd.doc
 }
 
@@ -451,7 +460,7 @@ func (bd *builder) startRunner(bin string) string {
 
 // run starts the runner, lets the pipeline settle, performs the actions
 // and records the outcome.
-func (bd *builder) run(bin string) {
+func (bd *builder) run(bin string, start *time.Time) {
 	t, d := bd.t, bd.doc
 	builds := bd.startRunner(bin)
 	var pls []struct {
@@ -498,6 +507,7 @@ func (bd *builder) run(bin string) {
 	var canceled apiJob
 	bd.call(d.Tokens["developer"], "POST", fmt.Sprintf("/projects/%d/jobs/%d/cancel", d.ProjectID, jobs["long"].ID), nil, 201, &canceled)
 	d.CanceledJobID = canceled.ID
+	bd.phase("runner start to long running", start)
 
 	settled := func(want map[string]string) func() (bool, string) {
 		return func() (bool, string) {
@@ -530,6 +540,7 @@ func (bd *builder) run(bin string) {
 		return err == nil && strings.HasPrefix(d.JobToken, "glcbt-"), fmt.Sprint(err)
 	})
 	d.JobTokenJobID = jobs["hold"].ID
+	bd.phase("settling", start)
 
 	// Actions: play with a variable, retry the failed job, erase a
 	// finished one.
@@ -550,10 +561,12 @@ func (bd *builder) run(bin string) {
 		return len(stable) == 1 && stable[0].Status == "success", fmt.Sprintf("%+v", stable)
 	})
 	d.StableRef, d.StableJobID, d.StableArtifactContent = StableRef, stable[0].ID, StableContent
+	bd.phase("actions and their jobs", start)
 	if jobs["broken"].ID != d.RetriedNewID {
 		t.Fatalf("scenario: latest broken is %d, want the retry %d", jobs["broken"].ID, d.RetriedNewID)
 	}
 	bd.record(jobs, bridges[0])
+	bd.phase("recording and checking", start)
 }
 
 // record fills the document from the settled pipelines and checks the

@@ -18,7 +18,6 @@ func TestBuild(t *testing.T) {
 			d := scenario.Build(t, b, bin)
 			t.Logf("scenario on %s built in %v: pipeline %d, child %d, %d builds", b.Name, time.Since(start).Round(time.Millisecond),
 				d.PipelineID, d.ChildPipelineID, len(d.ProjectBuildIDs))
-			t.Logf("%s", d.JSON())
 		})
 	}
 }
