@@ -2,16 +2,19 @@
 // Jobs API conformance checks for gantry, driven through @gitbeaker/rest 43.8.
 //
 //   npm ci --prefix conformance/gitbeaker
-//   node conformance/gitbeaker/jobs_conformance.mjs --fixture fixture.json [--only name]...
+//   node conformance/gitbeaker/jobs_conformance.mjs --fixture fixture.json [--scenario scenario.json] [--only name]...
 //
-// The fixture is the JSON written by gantry/internal/testenv (Server.FixtureJSON).
+// The fixture is the JSON written by gantry/internal/testenv (Server.FixtureJSON);
+// the scenario is the JSON written by gantry/internal/conformance/scenario
+// (Document.JSON): a live node whose pipeline the gantry runner executed.
 // Every check prints one line, `PASS name` or `FAIL name: detail`; the last line
-// is `N passed, M failed`, and the exit status is 1 when anything failed.
+// is `N passed, M failed` over both, and the exit status is 1 when anything failed.
 //
-// The read-only checks run first; the actions (cancel, retry, erase, play)
-// change the fixture and so run last, each on a job in a suitable status.
+// In each phase the read-only checks run first; the actions (cancel, retry,
+// erase, play) change the world and so run last, each on a job in a suitable status.
 
 import { readFileSync } from 'node:fs';
+import { inflateRawSync } from 'node:zlib';
 import { isDeepStrictEqual, inspect } from 'node:util';
 import { Gitlab, GitbeakerRequestError } from '@gitbeaker/rest';
 
@@ -93,6 +96,7 @@ class Harness {
   }
 
   async run(name, fn) {
+    const started = Date.now();
     try {
       await fn.call(this);
       this.passed++;
@@ -110,6 +114,8 @@ class Harness {
       }
     } finally {
       startWire();
+      const took = (Date.now() - started) / 1000;
+      if (took > 1) console.error(`  (${name} took ${took.toFixed(1)}s)`);
     }
   }
 
@@ -598,23 +604,370 @@ class Harness {
       if (only.length && !only.includes(name)) continue;
       await this.run(name, this[method]);
     }
-    console.log(`${this.passed} passed, ${this.failed} failed`);
-    return this.failed ? 1 : 0;
+  }
+}
+
+// readZipEntry returns one file of a zip archive (stored or deflated),
+// read through the central directory; node has no zip reader of its own.
+function readZipEntry(buf, name) {
+  let eocd = buf.length - 22;
+  while (eocd >= 0 && buf.readUInt32LE(eocd) !== 0x06054b50) eocd--;
+  expect(eocd >= 0, 'not a zip archive');
+  const entries = buf.readUInt16LE(eocd + 10);
+  let at = buf.readUInt32LE(eocd + 16);
+  const names = [];
+  for (let i = 0; i < entries; i++) {
+    expect(buf.readUInt32LE(at) === 0x02014b50, 'bad central directory');
+    const method = buf.readUInt16LE(at + 10);
+    const size = buf.readUInt32LE(at + 20);
+    const nameLen = buf.readUInt16LE(at + 28);
+    const skip = nameLen + buf.readUInt16LE(at + 30) + buf.readUInt16LE(at + 32);
+    const local = buf.readUInt32LE(at + 42);
+    const entry = buf.toString('utf8', at + 46, at + 46 + nameLen);
+    names.push(entry);
+    if (entry === name) {
+      const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+      const data = buf.subarray(start, start + size);
+      return (method === 8 ? inflateRawSync(data) : data).toString('utf8');
+    }
+    at += 46 + skip;
+  }
+  throw new CheckFailed(`${name} is not in the archive (${show(names)})`);
+}
+
+// bodyBuffer reads a download: gitbeaker returns a Blob for binary
+// Content-Types and a string for text/* (a single .txt file is text/plain,
+// as Workhorse types entries by their extension).
+async function bodyBuffer(b) {
+  if (typeof b === 'string') return Buffer.from(b, 'utf8');
+  expect(b && typeof b.arrayBuffer === 'function', `got ${show(b)}, want a Blob or a string`);
+  return Buffer.from(await b.arrayBuffer());
+}
+
+// Scenario checks run against a live node whose pipeline the gantry runner
+// executed; they share the Harness's counters and its PASS/FAIL lines.
+class Scenario {
+  constructor(sc, harness) {
+    this.sc = sc;
+    this.h = harness;
+    this.url = sc.url.replace(/\/+$/, '');
+    this.pid = sc.project_id;
+    this.plid = sc.pipeline_id;
+    this.jobs = sc.jobs;
+    this.ids = sc.project_build_ids;
+    this.statusOf = new Map(sc.project_build_ids.map((id, i) => [id, sc.project_build_statuses[i]]));
+    this.api = this.client('developer');
+  }
+
+  client(role) {
+    return new Gitlab({ host: this.url, queryTimeout: 15000, token: this.sc.tokens[role] });
+  }
+
+  jobClient() {
+    const api = new Gitlab({ host: this.url, queryTimeout: 15000, jobToken: this.sc.job_token });
+    api.Jobs.headers['job-token'] = this.sc.job_token; // gitbeaker 43.8's showConnectedJob looks there
+    return api;
+  }
+
+  async waitStatus(id, done) {
+    const deadline = Date.now() + 60000; // a guard against a hang, not a measurement
+    for (;;) {
+      const j = await this.api.Jobs.show(this.pid, id);
+      if (done.includes(j.status) || Date.now() > deadline) return j;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  // ---- lists ---------------------------------------------------------------
+
+  async checkAllPages() {
+    const pages = Math.ceil(this.ids.length / 5);
+    startWire(pages + 1);
+    const jobs = await this.api.Jobs.all(this.pid, { perPage: 5 });
+    expectEq(jobs.map((j) => [j.id, j.status]), this.ids.map((id) => [id, this.statusOf.get(id)]), 'project jobs (id, status), every page');
+    expectEq(wire.requests.length, pages, 'requests (Link rel="next" followed, none past the end)');
+  }
+
+  async checkOffsetHeaders() {
+    const { data, paginationInfo: pi } = await this.api.Jobs.all(this.pid, { page: 1, perPage: 5, showExpanded: true });
+    expectEq(data.map((j) => j.id), this.ids.slice(0, 5), 'first page');
+    expectEq([pi.current, pi.next, pi.previous, pi.perPage], [1, 2, null, 5], 'paginationInfo [current, next, previous, perPage]');
+    expect(Number.isNaN(pi.total), `paginationInfo.total ${pi.total}, want NaN (no X-Total on project jobs)`);
+  }
+
+  async checkKeyset() {
+    // Link-only pagination: no X-Next-Page, only the cursor in rel="next".
+    startWire(Math.ceil(this.ids.length / 5) + 1);
+    const jobs = await this.api.Jobs.all(this.pid, { pagination: 'keyset', orderBy: 'id', sort: 'desc', perPage: 5 });
+    expectEq(jobs.map((j) => j.id), this.ids, 'keyset ids');
+    expect(wire.requests.slice(1).every((r) => r.url.includes('cursor=')), `follow-ups without a cursor: ${show(wire.requests.map((r) => r.url))}`);
+  }
+
+  async checkScope() {
+    const jobs = await this.api.Jobs.all(this.pid, { scope: ['failed', 'canceled'] });
+    const want = this.ids.filter((id) => ['failed', 'canceled'].includes(this.statusOf.get(id)));
+    expectEq(jobs.map((j) => j.id), want, 'scope[]=failed&scope[]=canceled');
+    expectEq([...new Set(jobs.map((j) => j.name))].sort(), ['broken', 'flaky', 'long'], 'names');
+  }
+
+  async checkByPath() {
+    const jobs = await this.api.Jobs.all(this.sc.project_path, { perPage: 100 });
+    expectEq(jobs.map((j) => j.id), this.ids, `ids via ${this.sc.project_path}`);
+  }
+
+  async checkPipelineJobs() {
+    const jobs = await this.api.Jobs.all(this.pid, { pipelineId: this.plid });
+    expectEq(jobs.map((j) => j.id), this.sc.pipeline_build_ids, 'ids (latest attempts)');
+    const got = Object.fromEntries(jobs.map((j) => [j.name, [j.id, j.stage, j.status, j.allow_failure]]));
+    const want = Object.fromEntries(Object.entries(this.jobs).map(([n, j]) => [n, [j.id, j.stage, j.status, j.allow_failure]]));
+    expectEq(got, want, 'name -> [id, stage, status, allow_failure]');
+  }
+
+  async checkPipelineJobsRetried() {
+    const jobs = await this.api.Jobs.all(this.pid, { pipelineId: this.plid, includeRetried: true });
+    expectEq(jobs.map((j) => j.id), this.sc.pipeline_build_ids_with_retried, 'ids with include_retried');
+    const old = jobs.find((j) => j.id === this.sc.retried_old_id);
+    expectEq([old?.name, old?.status], ['broken', 'failed'], 'retried attempt');
+  }
+
+  async checkPipelineTotals() {
+    const n = this.sc.pipeline_build_ids.length;
+    const { paginationInfo: pi } = await this.api.Jobs.all(this.pid, { pipelineId: this.plid, page: 1, perPage: 5, showExpanded: true });
+    expectEq([pi.total, pi.totalPages, pi.next], [n, Math.ceil(n / 5), 2], 'paginationInfo [total, totalPages, next]');
+  }
+
+  async checkPipelineScope() {
+    const jobs = await this.api.Jobs.all(this.pid, { pipelineId: this.plid, scope: ['manual', 'skipped'] });
+    expectEq(jobs.map((j) => [j.name, j.status]).sort(), [['approve', 'manual'], ['late', 'skipped']], 'scope manual, skipped');
+  }
+
+  async checkBridges() {
+    const b = this.sc.bridge;
+    const bridges = await this.api.Jobs.allPipelineBridges(this.pid, this.plid);
+    expectEq(bridges.map((x) => [x.id, x.name, x.stage, x.status]), [[b.id, 'child', 'deploy', 'success']], 'bridges');
+    const dp = bridges[0].downstream_pipeline;
+    expectEq([dp?.id, dp?.status, dp?.source], [this.sc.child_pipeline_id, 'success', 'parent_pipeline'], 'downstream_pipeline');
+  }
+
+  async checkChildJobs() {
+    const jobs = await this.api.Jobs.all(this.pid, { pipelineId: this.sc.child_pipeline_id });
+    const c = this.sc.child_jobs['child-test'];
+    expectEq(jobs.map((j) => [j.id, j.name, j.status]), [[c.id, 'child-test', 'success']], 'child pipeline jobs');
+  }
+
+  // ---- single jobs ---------------------------------------------------------
+
+  async checkShowEach() {
+    for (const [name, want] of Object.entries(this.jobs)) {
+      const j = await this.api.Jobs.show(this.pid, want.id);
+      expectEq([j.id, j.name, j.stage, j.status, j.allow_failure, j.ref, j.pipeline?.id, j.commit?.id],
+        [want.id, name, want.stage, want.status, want.allow_failure, 'main', this.plid, this.sc.sha], `job ${name}`);
+    }
+  }
+
+  async checkFailed() {
+    const broken = await this.api.Jobs.show(this.pid, this.jobs.broken.id);
+    expectEq([broken.status, broken.failure_reason, broken.allow_failure], ['failed', 'script_failure', false], 'broken');
+    const flaky = await this.api.Jobs.show(this.pid, this.jobs.flaky.id);
+    expectEq([flaky.status, flaky.failure_reason, flaky.allow_failure], ['failed', 'script_failure', true], 'flaky');
+  }
+
+  async checkFinishedFields() {
+    const j = await this.api.Jobs.show(this.pid, this.sc.artifact_job_id);
+    expectEq([j.runner?.id, j.user?.username, j.artifacts_file?.filename], [this.sc.runner_id, 'alice', this.sc.artifact_archive], '[runner.id, user.username, artifacts_file.filename]');
+    expect(typeof j.duration === 'number' && j.started_at && j.finished_at, `duration ${j.duration}, started_at ${j.started_at}, finished_at ${j.finished_at}`);
+    const types = j.artifacts.map((a) => a.file_type).sort();
+    expect(types.includes('archive') && types.includes('trace'), `artifact types ${show(types)}`);
+  }
+
+  async checkTraces() {
+    for (const [id, wants] of Object.entries(this.sc.traces)) {
+      const log = await this.api.Jobs.showLog(this.pid, Number(id));
+      expectEq(typeof log, 'string', `type of showLog(${id})`);
+      for (const w of wants) expect(log.includes(w), `log of job ${id} lacks ${show(w)}`);
+    }
+  }
+
+  async checkWhoamiLog() {
+    const id = this.sc.whoami_job_id;
+    const log = await this.api.Jobs.showLog(this.pid, id);
+    const start = log.indexOf('{"id":');
+    expect(start >= 0, `no JSON in the log: ${show(log)}`);
+    // curl prints no newline: the runner's next command echo follows the object.
+    let depth = 0;
+    let end = start;
+    for (; end < log.length; end++) {
+      if (log[end] === '{') depth++;
+      else if (log[end] === '}' && --depth === 0) break;
+    }
+    const seen = JSON.parse(log.slice(start, end + 1));
+    expectEq([seen.id, seen.name, seen.status, seen.pipeline?.id], [id, 'whoami', 'running', this.plid], 'GET /job as the job saw it');
+  }
+
+  async checkOutcomes() {
+    const canceled = await this.api.Jobs.show(this.pid, this.sc.canceled_job_id);
+    expectEq([canceled.name, canceled.status], ['long', 'canceled'], 'canceled job');
+    const played = await this.api.Jobs.show(this.pid, this.sc.played_job_id);
+    expectEq([played.name, played.status], ['deploy', 'success'], 'played job');
+    const log = await this.api.Jobs.showLog(this.pid, this.sc.played_job_id);
+    expect(log.includes(`deploying to ${this.sc.played_value}`), 'the variable is not in the played job\'s log');
+    const old = await this.api.Jobs.show(this.pid, this.sc.retried_old_id);
+    const fresh = await this.api.Jobs.show(this.pid, this.sc.retried_new_id);
+    expectEq([old.name, old.status, fresh.name, fresh.status], ['broken', 'failed', 'broken', 'failed'], 'attempts');
+    const erased = await this.api.Jobs.show(this.pid, this.sc.erased_job_id);
+    expect(erased.erased_at, 'erased_at unset');
+    expectEq(erased.artifacts, [], 'erased job artifacts');
+    expectEq(await this.api.Jobs.showLog(this.pid, this.sc.erased_job_id), '', 'erased job log');
+  }
+
+  // ---- artifacts and the test report ---------------------------------------------
+
+  async checkArchive() {
+    const buf = await bodyBuffer(await this.api.JobArtifacts.downloadArchive(this.pid, { jobId: this.sc.artifact_job_id }));
+    expectEq(readZipEntry(buf, this.sc.artifact_path), this.sc.artifact_content, 'file in the archive');
+  }
+
+  async checkArtifactFile() {
+    const buf = await bodyBuffer(await this.api.JobArtifacts.downloadArchive(this.pid, { jobId: this.sc.artifact_job_id, artifactPath: this.sc.artifact_path }));
+    expectEq(buf.toString('utf8'), this.sc.artifact_content, 'single file');
+  }
+
+  async checkArtifactsByRef() {
+    const opts = { ref: this.sc.stable_ref, job: this.sc.artifact_job_name };
+    const zip = await bodyBuffer(await this.api.JobArtifacts.downloadArchive(this.pid, opts));
+    expectEq(readZipEntry(zip, this.sc.artifact_path), this.sc.stable_artifact_content, 'file in the ref\'s archive');
+    startWire();
+    const one = await bodyBuffer(await this.api.JobArtifacts.downloadArchive(this.pid, { ...opts, artifactPath: this.sc.artifact_path }));
+    expectEq(one.toString('utf8'), this.sc.stable_artifact_content, 'ref\'s single file (path sent as out%2Fresult.txt)');
+    expect(wire.requests[0].url.includes('/raw/out%2Fresult.txt'), `sent ${wire.requests[0].url}`);
+    await expectError(() => this.api.JobArtifacts.downloadArchive(this.pid, { ref: 'main', job: this.sc.artifact_job_name }), 404);
+  }
+
+  async checkArtifactsJobToken() {
+    const api = this.jobClient();
+    const buf = await bodyBuffer(await api.JobArtifacts.downloadArchive(this.pid, { jobId: this.sc.artifact_job_id, artifactPath: this.sc.artifact_path }));
+    expectEq(buf.toString('utf8'), this.sc.artifact_content, 'single file with the running job\'s token');
+  }
+
+  async checkTestReport() {
+    const r = await this.api.Pipelines.showTestReport(this.pid, this.plid);
+    const w = this.sc.junit;
+    expectEq([r.total_count, r.success_count, r.failed_count, r.skipped_count, r.error_count, r.total_time],
+      [w.total_count, w.success_count, w.failed_count, w.skipped_count, w.error_count, w.total_time], 'totals');
+    expectEq(r.test_suites.map((s) => s.name), [w.suite_name], 'suites');
+  }
+
+  // ---- tokens and roles ----------------------------------------------------
+
+  async checkConnectedJob() {
+    const j = await this.jobClient().Jobs.showConnectedJob();
+    expectEq([j.id, j.name, j.status, j.pipeline?.id], [this.sc.job_token_job_id, 'hold', 'running', this.plid], 'GET /job');
+  }
+
+  async checkRoles() {
+    for (const role of ['reporter', 'maintainer', 'root']) {
+      const jobs = await this.client(role).Jobs.all(this.pid, { perPage: 100 });
+      expectEq(jobs.map((j) => j.id), this.ids, `${role} lists`);
+    }
+    await expectError(() => this.client('guest').Jobs.all(this.pid), 403);
+    await expectError(() => this.client('outsider').Jobs.show(this.pid, this.jobs.build.id), 404);
+    await expectError(() => this.client('reporter').Jobs.retry(this.pid, this.sc.to_retry), 403);
+    await expectError(() => this.client('reporter').Jobs.play(this.pid, this.sc.to_play), 403);
+  }
+
+  // ---- the client's own actions (last) ---------------------------------------
+
+  async checkPlay() {
+    const { data: j, status } = await this.api.Jobs.play(this.pid, this.sc.to_play,
+      { jobVariablesAttributes: [{ key: 'APPROVAL', value: 'gitbeaker' }], showExpanded: true });
+    expectEq([status, j.id, j.name], [200, this.sc.to_play, 'approve'], '[HTTP status, id, name]');
+    expect(['pending', 'running', 'success'].includes(j.status), `status ${j.status}`);
+    const done = await this.waitStatus(this.sc.to_play, ['success', 'failed']);
+    expectEq(done.status, 'success', 'status once run');
+    expect((await this.api.Jobs.showLog(this.pid, this.sc.to_play)).includes('approved with gitbeaker'), 'the variable is not in the log');
+  }
+
+  async checkRetry() {
+    const { data: j, status } = await this.api.Jobs.retry(this.pid, this.sc.to_retry, { showExpanded: true });
+    expectEq([status, j.name, j.stage, j.pipeline?.id], [201, 'broken', 'test', this.plid], '[HTTP status, name, stage, pipeline.id]');
+    expect(j.id > Math.max(...this.ids), `retry id ${j.id} is not new`);
+    const latest = await this.api.Jobs.all(this.pid, { pipelineId: this.plid });
+    expect(latest.some((x) => x.id === j.id) && !latest.some((x) => x.id === this.sc.to_retry), 'latest attempts');
+  }
+
+  async checkCancel() {
+    const j = await this.api.Jobs.cancel(this.pid, this.sc.to_cancel);
+    expectEq(j.id, this.sc.to_cancel, 'id');
+    expect(['canceling', 'canceled'].includes(j.status), `status ${j.status}`);
+    expectEq((await this.waitStatus(this.sc.to_cancel, ['canceled'])).status, 'canceled', 'status once the runner stopped');
+    await expectError(() => this.jobClient().Jobs.showConnectedJob(), 401);
+  }
+
+  async checkErase() {
+    const { data: j, status } = await this.api.Jobs.erase(this.pid, this.sc.to_erase, { showExpanded: true });
+    expectEq([status, j.id, j.status], [201, this.sc.to_erase, 'success'], '[HTTP status, id, status]');
+    expect(j.erased_at, 'erased_at unset');
+    expectEq(await this.api.Jobs.showLog(this.pid, this.sc.to_erase), '', 'log after erase');
+    const e = await expectError(() => this.api.Jobs.erase(this.pid, this.sc.to_erase), 403);
+    expectEq(e.cause.description, '403 Forbidden - Job is not erasable!', 'erasing again');
+  }
+
+  static CHECKS = [
+    ['scenario_project_jobs_all_pages', 'checkAllPages'],
+    ['scenario_project_jobs_offset_headers', 'checkOffsetHeaders'],
+    ['scenario_project_jobs_keyset_link_only', 'checkKeyset'],
+    ['scenario_project_jobs_scope', 'checkScope'],
+    ['scenario_project_jobs_by_path', 'checkByPath'],
+    ['scenario_pipeline_jobs', 'checkPipelineJobs'],
+    ['scenario_pipeline_jobs_include_retried', 'checkPipelineJobsRetried'],
+    ['scenario_pipeline_jobs_totals', 'checkPipelineTotals'],
+    ['scenario_pipeline_jobs_scope', 'checkPipelineScope'],
+    ['scenario_bridges', 'checkBridges'],
+    ['scenario_child_pipeline_jobs', 'checkChildJobs'],
+    ['scenario_show_each_job', 'checkShowEach'],
+    ['scenario_failed_jobs', 'checkFailed'],
+    ['scenario_finished_job_fields', 'checkFinishedFields'],
+    ['scenario_traces', 'checkTraces'],
+    ['scenario_whoami_log', 'checkWhoamiLog'],
+    ['scenario_action_outcomes', 'checkOutcomes'],
+    ['scenario_artifacts_archive', 'checkArchive'],
+    ['scenario_artifact_file', 'checkArtifactFile'],
+    ['scenario_artifacts_by_ref', 'checkArtifactsByRef'],
+    ['scenario_artifacts_job_token', 'checkArtifactsJobToken'],
+    ['scenario_test_report', 'checkTestReport'],
+    ['scenario_show_connected_job', 'checkConnectedJob'],
+    ['scenario_roles', 'checkRoles'],
+    ['scenario_play_with_variables', 'checkPlay'],
+    ['scenario_retry', 'checkRetry'],
+    ['scenario_cancel', 'checkCancel'],
+    ['scenario_erase', 'checkErase'],
+  ];
+
+  async runAll(only) {
+    for (const [name, method] of Scenario.CHECKS) {
+      if (only.length && !only.includes(name)) continue;
+      await this.h.run(name, this[method].bind(this));
+    }
   }
 }
 
 function parseArgs(argv) {
-  const out = { fixture: null, only: [] };
+  const out = { fixture: null, scenario: null, only: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--fixture') out.fixture = argv[++i];
+    else if (a === '--scenario') out.scenario = argv[++i];
     else if (a === '--only') out.only.push(argv[++i]);
     else throw new Error(`unknown argument ${a}`);
   }
-  if (!out.fixture) throw new Error('usage: jobs_conformance.mjs --fixture FILE [--only CHECK]...');
+  if (!out.fixture) throw new Error('usage: jobs_conformance.mjs --fixture FILE [--scenario FILE] [--only CHECK]...');
   return out;
 }
 
 const args = parseArgs(process.argv.slice(2));
 const fx = JSON.parse(readFileSync(args.fixture, 'utf8'));
-process.exitCode = await new Harness(fx).runAll(args.only);
+const harness = new Harness(fx);
+await harness.runAll(args.only);
+if (args.scenario) await new Scenario(JSON.parse(readFileSync(args.scenario, 'utf8')), harness).runAll(args.only);
+console.log(`${harness.passed} passed, ${harness.failed} failed`);
+process.exitCode = harness.failed ? 1 : 0;

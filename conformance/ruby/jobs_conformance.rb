@@ -4,16 +4,18 @@
 # Jobs API conformance checks for gantry, driven through the Ruby gitlab gem
 # 4.17 (Debian's ruby-gitlab) and its `ruby-gitlab` CLI.
 #
-#   ruby conformance/ruby/jobs_conformance.rb --fixture fixture.json [--only name]...
+#   ruby conformance/ruby/jobs_conformance.rb --fixture fixture.json [--scenario scenario.json] [--only name]...
 #
-# The fixture is the JSON written by gantry/internal/testenv (Server.FixtureJSON).
+# The fixture is the JSON written by gantry/internal/testenv (Server.FixtureJSON);
+# the scenario is the JSON written by gantry/internal/conformance/scenario
+# (Document.JSON): a live node whose pipeline the gantry runner executed.
 # Every check prints one line, `PASS name` or `FAIL name: detail`; the last line
-# is `N passed, M failed`, and the exit status is 1 when anything failed.
+# is `N passed, M failed` over both, and the exit status is 1 when anything failed.
 #
 # The gem sends every token of 21 or more characters as `Authorization: Bearer`,
 # so all calls made with the fixture's personal access tokens take that path.
-# The read-only checks run first; the actions (cancel, retry, erase, play)
-# change the fixture and so run last, each on a job in a suitable status.
+# In each phase the read-only checks run first; the actions (cancel, retry,
+# erase, play) change the world and so run last, each on a job in a suitable status.
 
 require 'json'
 require 'open3'
@@ -21,6 +23,7 @@ require 'optparse'
 require 'tmpdir'
 require 'timeout'
 require 'uri'
+require 'zlib'
 
 begin
   require 'gitlab'
@@ -78,7 +81,33 @@ module Wire
 end
 Gitlab::Request.prepend(Wire::Hook)
 
+# run_cli runs the ruby-gitlab CLI against endpoint as token, with no
+# configuration of its own.
+def run_cli(endpoint, token, *args)
+  exe = File.executable?('/usr/bin/ruby-gitlab') ? '/usr/bin/ruby-gitlab' : 'ruby-gitlab'
+  Dir.mktmpdir('gantry-ruby-cli-home-') do |home|
+    env = { 'HOME' => home, 'PATH' => '/usr/bin:/bin', 'LANG' => 'C.UTF-8',
+            'GITLAB_API_ENDPOINT' => endpoint, 'GITLAB_API_PRIVATE_TOKEN' => token }
+    Timeout.timeout(CLI_TIMEOUT) do
+      out, err, st = Open3.capture3(env, exe, *args.map(&:to_s), chdir: home, unsetenv_others: true, stdin_data: '')
+      return [out, err, st]
+    end
+  end
+rescue Timeout::Error
+  raise CheckFailed, "timed out after #{CLI_TIMEOUT}s: #{args.join(' ')}"
+end
+
+def run_cli_json(endpoint, token, *args)
+  out, err, st = run_cli(endpoint, token, *args)
+  expect(st.success?, "exit status #{st.exitstatus} (stdout #{out.strip.inspect}, stderr #{err.strip.inspect})")
+  JSON.parse(out)
+rescue JSON::ParserError => e
+  raise CheckFailed, "output is not JSON (#{e.message}): #{out.inspect[0, 300]}"
+end
+
 class Harness
+  attr_reader :passed, :failed
+
   CHECKS = [
     %w[project_jobs_first_page check_jobs_first_page],
     %w[project_jobs_auto_paginate_per_page_4 check_jobs_auto_paginate],
@@ -166,7 +195,7 @@ class Harness
   end
 
   def run(name, meth)
-    send(meth)
+    meth.is_a?(Method) ? meth.call : send(meth)
     @passed += 1
     puts "PASS #{name}"
   rescue CheckFailed => e
@@ -410,25 +439,11 @@ class Harness
   # ---- CLI -----------------------------------------------------------------------
 
   def cli(*args)
-    exe = File.executable?('/usr/bin/ruby-gitlab') ? '/usr/bin/ruby-gitlab' : 'ruby-gitlab'
-    Dir.mktmpdir('gantry-ruby-cli-home-') do |home|
-      env = { 'HOME' => home, 'PATH' => '/usr/bin:/bin', 'LANG' => 'C.UTF-8',
-              'GITLAB_API_ENDPOINT' => @endpoint, 'GITLAB_API_PRIVATE_TOKEN' => @pat }
-      Timeout.timeout(CLI_TIMEOUT) do
-        out, err, st = Open3.capture3(env, exe, *args.map(&:to_s), chdir: home, unsetenv_others: true, stdin_data: '')
-        return [out, err, st]
-      end
-    end
-  rescue Timeout::Error
-    raise CheckFailed, "timed out after #{CLI_TIMEOUT}s: #{args.join(' ')}"
+    run_cli(@endpoint, @pat, *args)
   end
 
   def cli_json(*args)
-    out, err, st = cli(*args)
-    expect(st.success?, "exit status #{st.exitstatus} (stdout #{out.strip.inspect}, stderr #{err.strip.inspect})")
-    JSON.parse(out)
-  rescue JSON::ParserError => e
-    raise CheckFailed, "output is not JSON (#{e.message}): #{out.inspect[0, 300]}"
+    run_cli_json(@endpoint, @pat, *args)
   end
 
   def check_cli_jobs_scope
@@ -530,17 +545,356 @@ class Harness
 
       run(name, meth)
     end
-    puts "#{@passed} passed, #{@failed} failed"
-    @failed.zero? ? 0 : 1
+  end
+end
+
+# read_zip_entry returns one file of a zip archive (stored or deflated),
+# read through the central directory; Ruby's standard library has no zip reader.
+def read_zip_entry(data, name)
+  data = data.b
+  eocd = data.rindex("PK\x05\x06".b)
+  expect(eocd, 'not a zip archive')
+  count, at = data[eocd + 10, 2].unpack1('v'), data[eocd + 16, 4].unpack1('V')
+  names = []
+  count.times do
+    expect(data[at, 4] == "PK\x01\x02".b, 'bad central directory')
+    method = data[at + 10, 2].unpack1('v')
+    size = data[at + 20, 4].unpack1('V')
+    name_len, extra_len, comment_len = data[at + 28, 6].unpack('vvv')
+    local = data[at + 42, 4].unpack1('V')
+    entry = data[at + 46, name_len].force_encoding('UTF-8')
+    names << entry
+    if entry == name
+      start = local + 30 + data[local + 26, 2].unpack1('v') + data[local + 28, 2].unpack1('v')
+      raw = data[start, size]
+      return (method == 8 ? Zlib::Inflate.new(-Zlib::MAX_WBITS).inflate(raw) : raw).force_encoding('UTF-8')
+    end
+    at += 46 + name_len + extra_len + comment_len
+  end
+  raise CheckFailed, "#{name} is not in the archive (#{names})"
+end
+
+# body_of reads a download: the gem returns a FileResponse for binary bodies
+# and the parsed body (a String) otherwise.
+def body_of(resp)
+  return resp.read if resp.respond_to?(:read)
+  return resp if resp.is_a?(String)
+
+  raise CheckFailed, "got #{resp.class}: #{resp.inspect[0, 200]}"
+end
+
+# Scenario checks run against a live node whose pipeline the gantry runner
+# executed; they share the Harness's counters and its PASS/FAIL lines.
+class Scenario
+  CHECKS = [
+    %w[scenario_project_jobs_auto_paginate check_auto_paginate],
+    %w[scenario_project_jobs_each_page check_each_page],
+    %w[scenario_project_jobs_keyset check_keyset],
+    %w[scenario_project_jobs_scope check_scope],
+    %w[scenario_project_jobs_by_path check_by_path],
+    %w[scenario_pipeline_jobs check_pipeline_jobs],
+    %w[scenario_pipeline_jobs_include_retried check_pipeline_jobs_retried],
+    %w[scenario_pipeline_jobs_scope check_pipeline_scope],
+    %w[scenario_bridges check_bridges],
+    %w[scenario_child_pipeline_jobs check_child_jobs],
+    %w[scenario_job_each check_job_each],
+    %w[scenario_failed_jobs check_failed],
+    %w[scenario_finished_job_fields check_finished_fields],
+    %w[scenario_traces check_traces],
+    %w[scenario_whoami_log check_whoami_log],
+    %w[scenario_action_outcomes check_outcomes],
+    %w[scenario_job_artifacts check_job_artifacts],
+    %w[scenario_job_artifact_file check_artifact_file],
+    %w[scenario_artifacts_by_ref check_artifacts_by_ref],
+    %w[scenario_test_report check_test_report],
+    %w[scenario_roles check_roles],
+    %w[scenario_cli check_cli],
+    %w[scenario_job_play check_play],
+    %w[scenario_job_retry check_retry],
+    %w[scenario_job_cancel check_cancel],
+    %w[scenario_job_erase check_erase]
+  ].freeze
+
+  def initialize(sc, harness)
+    @sc = sc
+    @h = harness
+    @endpoint = "#{sc['url'].sub(%r{/+\z}, '')}/api/v4"
+    @pid = sc['project_id']
+    @plid = sc['pipeline_id']
+    @jobs = sc['jobs']
+    @ids = sc['project_build_ids']
+    @status_of = @ids.zip(sc['project_build_statuses']).to_h
+    @gl = client('developer')
+  end
+
+  def client(role)
+    Gitlab.client(endpoint: @endpoint, private_token: @sc['tokens'][role], httparty: { timeout: 15 })
+  end
+
+  def job_id(name)
+    @jobs.fetch(name)['id']
+  end
+
+  def wait_status(id, done)
+    deadline = Time.now + 60 # a guard against a hang, not a measurement
+    loop do
+      j = @gl.job(@pid, id)
+      return j if done.include?(j.status) || Time.now > deadline
+
+      sleep 0.05
+    end
+  end
+
+  def expect_error(klass, status, &block)
+    @h.expect_error(klass, status, &block)
+  end
+
+  # ---- lists ---------------------------------------------------------------
+
+  def check_auto_paginate
+    pages = (@ids.size / 5.0).ceil
+    Wire.start(pages + 1)
+    jobs = @gl.jobs(@pid, per_page: 5).auto_paginate
+    expect_eq(jobs.map { |j| [j.id, j.status] }, @ids.map { |i| [i, @status_of[i]] }, 'project jobs [id, status], every page')
+    expect_eq(Wire.requests.size, pages, 'requests (Link rel="next" followed, none past the end)')
+  end
+
+  def check_each_page
+    sizes = []
+    @gl.jobs(@pid, per_page: 5).each_page { |page| sizes << page.size }
+    expect_eq(sizes.sum, @ids.size, 'jobs over every page')
+    expect_eq(sizes, [5] * (@ids.size / 5) + [@ids.size % 5].reject(&:zero?), 'page sizes')
+  end
+
+  def check_keyset
+    Wire.start((@ids.size / 5.0).ceil + 1)
+    ids = @gl.jobs(@pid, pagination: 'keyset', order_by: 'id', sort: 'desc', per_page: 5).auto_paginate.map(&:id)
+    expect_eq(ids, @ids, 'keyset ids')
+    expect(Wire.requests.drop(1).all? { |r| r.uri.include?('cursor=') }, "follow-ups without a cursor: #{Wire.requests.map(&:uri)}")
+  end
+
+  def check_scope
+    jobs = @gl.jobs(@pid, scope: %w[failed canceled], per_page: 100)
+    expect_eq(jobs.map(&:id), @ids.select { |i| %w[failed canceled].include?(@status_of[i]) }, 'scope[]=failed&scope[]=canceled')
+    expect_eq(jobs.map(&:name).uniq.sort, %w[broken flaky long], 'names')
+  end
+
+  def check_by_path
+    ids = @gl.jobs(@sc['project_path'], per_page: 100).map(&:id)
+    expect_eq(ids, @ids, "ids via #{@sc['project_path']}")
+  end
+
+  def check_pipeline_jobs
+    jobs = @gl.pipeline_jobs(@pid, @plid, per_page: 100)
+    expect_eq(jobs.map(&:id), @sc['pipeline_build_ids'], 'ids (latest attempts)')
+    got = jobs.to_h { |j| [j.name, [j.id, j.stage, j.status, j.allow_failure]] }
+    want = @jobs.transform_values { |j| [j['id'], j['stage'], j['status'], j['allow_failure']] }
+    expect_eq(got, want, 'name -> [id, stage, status, allow_failure]')
+  end
+
+  def check_pipeline_jobs_retried
+    jobs = @gl.pipeline_jobs(@pid, @plid, include_retried: true, per_page: 100)
+    expect_eq(jobs.map(&:id), @sc['pipeline_build_ids_with_retried'], 'ids with include_retried')
+    old = jobs.find { |j| j.id == @sc['retried_old_id'] }
+    expect_eq([old&.name, old&.status], %w[broken failed], 'retried attempt')
+  end
+
+  def check_pipeline_scope
+    jobs = @gl.pipeline_jobs(@pid, @plid, scope: %w[manual skipped])
+    expect_eq(jobs.map { |j| [j.name, j.status] }.sort, [%w[approve manual], %w[late skipped]], 'scope manual, skipped')
+  end
+
+  def check_bridges
+    b = @sc['bridge']
+    bridges = @gl.pipeline_bridges(@pid, @plid)
+    expect_eq(bridges.map { |x| [x.id, x.name, x.stage, x.status] }, [[b['id'], 'child', 'deploy', 'success']], 'bridges')
+    dp = bridges.first.downstream_pipeline
+    expect_eq([dp.id, dp.status, dp.source], [@sc['child_pipeline_id'], 'success', 'parent_pipeline'], 'downstream_pipeline')
+  end
+
+  def check_child_jobs
+    c = @sc['child_jobs']['child-test']
+    jobs = @gl.pipeline_jobs(@pid, @sc['child_pipeline_id'])
+    expect_eq(jobs.map { |j| [j.id, j.name, j.status] }, [[c['id'], 'child-test', 'success']], 'child pipeline jobs')
+  end
+
+  # ---- single jobs ---------------------------------------------------------
+
+  def check_job_each
+    @jobs.each do |name, want|
+      j = @gl.job(@pid, want['id'])
+      expect_eq([j.id, j.name, j.stage, j.status, j.allow_failure, j.ref, j.pipeline.id, j.commit.id],
+                [want['id'], name, want['stage'], want['status'], want['allow_failure'], 'main', @plid, @sc['sha']], "job #{name}")
+    end
+  end
+
+  def check_failed
+    broken = @gl.job(@pid, job_id('broken'))
+    expect_eq([broken.status, broken.failure_reason, broken.allow_failure], ['failed', 'script_failure', false], 'broken')
+    flaky = @gl.job(@pid, job_id('flaky'))
+    expect_eq([flaky.status, flaky.failure_reason, flaky.allow_failure], ['failed', 'script_failure', true], 'flaky')
+  end
+
+  def check_finished_fields
+    j = @gl.job(@pid, @sc['artifact_job_id'])
+    expect_eq([j.runner.id, j.user.username, j.artifacts_file.filename], [@sc['runner_id'], 'alice', @sc['artifact_archive']],
+              '[runner.id, user.username, artifacts_file.filename]')
+    expect(j.duration.is_a?(Float) && j.started_at && j.finished_at, "duration #{j.duration.inspect}")
+    types = j.artifacts.map { |a| a['file_type'] }.sort
+    expect(types.include?('archive') && types.include?('trace'), "artifact types #{types}")
+  end
+
+  def check_traces
+    @sc['traces'].each do |id, wants|
+      log = @gl.job_trace(@pid, id.to_i)
+      expect(log.is_a?(String), "job_trace(#{id}) returned #{log.class}")
+      wants.each { |w| expect(log.include?(w), "log of job #{id} lacks #{w.inspect}") }
+    end
+  end
+
+  def check_whoami_log
+    id = @sc['whoami_job_id']
+    log = @gl.job_trace(@pid, id)
+    start = log.index('{"id":')
+    expect(start, "no JSON in the log: #{log.inspect}")
+    # curl prints no newline: the runner's next command echo follows the object.
+    seen = JSON.parse(log[start..][/\A\{.*?\}(?=\e|\n|\z)/m] || '')
+    expect_eq([seen['id'], seen['name'], seen['status'], seen.dig('pipeline', 'id')], [id, 'whoami', 'running', @plid], 'GET /job as the job saw it')
+  rescue JSON::ParserError => e
+    raise CheckFailed, "the answer in the log is not JSON: #{e.message}"
+  end
+
+  def check_outcomes
+    canceled = @gl.job(@pid, @sc['canceled_job_id'])
+    expect_eq([canceled.name, canceled.status], %w[long canceled], 'canceled job')
+    played = @gl.job(@pid, @sc['played_job_id'])
+    expect_eq([played.name, played.status], %w[deploy success], 'played job')
+    expect(@gl.job_trace(@pid, @sc['played_job_id']).include?("deploying to #{@sc['played_value']}"), 'the variable is not in the played job\'s log')
+    old, fresh = @gl.job(@pid, @sc['retried_old_id']), @gl.job(@pid, @sc['retried_new_id'])
+    expect_eq([old.name, old.status, fresh.name, fresh.status], %w[broken failed broken failed], 'attempts')
+    erased = @gl.job(@pid, @sc['erased_job_id'])
+    expect(erased.erased_at, 'erased_at unset')
+    expect_eq(erased.artifacts, [], 'erased job artifacts')
+    expect_eq(@gl.job_trace(@pid, @sc['erased_job_id']).to_s, '', 'erased job log')
+  end
+
+  # ---- artifacts and the test report ---------------------------------------------
+
+  def check_job_artifacts
+    zip = body_of(@gl.job_artifacts(@pid, @sc['artifact_job_id']))
+    expect_eq(read_zip_entry(zip, @sc['artifact_path']), @sc['artifact_content'], 'file in the archive')
+  end
+
+  # single_file calls one of the gem's single-file downloads. The gem 4.17
+  # returns a file only for a body tagged ASCII-8BIT and parses anything
+  # else as JSON; HTTParty here tags every body UTF-8, so the method raises
+  # Gitlab::Error::Parsing against GitLab as well. Then the same request is
+  # sent through the gem's client (its URL, auth and headers) with a parser
+  # that keeps the body, so the bytes are still checked.
+  def single_file(path, query = {})
+    body_of(yield)
+  rescue Gitlab::Error::Parsing
+    @gl.get(path, query: query, format: nil, headers: { Accept: 'application/octet-stream' }, parser: proc { |body, _| body })
+  end
+
+  def check_artifact_file
+    id, path = @sc['artifact_job_id'], @sc['binary_artifact_path']
+    body = single_file("/projects/#{@pid}/jobs/#{id}/artifacts/#{path}") { @gl.download_job_artifact_file(@pid, id, path) }
+    expect_eq(body, @sc['binary_artifact_content'], 'single file')
+  end
+
+  def check_artifacts_by_ref
+    ref, name, path = @sc['stable_ref'], @sc['artifact_job_name'], @sc['binary_artifact_path']
+    zip = body_of(@gl.job_artifacts_download(@pid, ref, name))
+    expect_eq(read_zip_entry(zip, @sc['artifact_path']), @sc['stable_artifact_content'], 'file in the ref\'s archive')
+    one = single_file("/projects/#{@pid}/jobs/artifacts/#{ref}/raw/#{path}", job: name) { @gl.download_branch_artifact_file(@pid, ref, path, name) }
+    expect_eq(one, @sc['stable_binary_content'], 'ref\'s single file')
+    expect_error(Gitlab::Error::NotFound, 404) { @gl.job_artifacts_download(@pid, 'main', name) }
+  end
+
+  def check_test_report
+    r = @gl.pipeline_test_report(@pid, @plid)
+    w = @sc['junit']
+    keys = %w[total_count success_count failed_count skipped_count error_count total_time]
+    expect_eq(keys.map { |k| r.to_h[k] }, keys.map { |k| w[k] }, 'totals')
+    expect_eq(r.test_suites.map { |s| s['name'] }, [w['suite_name']], 'suites')
+  end
+
+  # ---- roles and the CLI ---------------------------------------------------
+
+  def check_roles
+    %w[reporter maintainer root].each do |role|
+      expect_eq(client(role).jobs(@pid, per_page: 100).map(&:id), @ids, "#{role} lists")
+    end
+    expect_error(Gitlab::Error::Forbidden, 403) { client('guest').jobs(@pid) }
+    expect_error(Gitlab::Error::NotFound, 404) { client('outsider').job(@pid, job_id('build')) }
+    expect_error(Gitlab::Error::Forbidden, 403) { client('reporter').job_retry(@pid, @sc['to_retry']) }
+  end
+
+  def check_cli
+    dev = @sc['tokens']['developer']
+    data = run_cli_json(@endpoint, dev, 'pipeline_jobs', @pid, @plid, "{scope: ['manual']}", '--json', '--only=id,name,status')
+    expect_eq(data['result'], [{ 'id' => job_id('approve'), 'name' => 'approve', 'status' => 'manual' }], 'CLI pipeline_jobs scope manual')
+    data = run_cli_json(@endpoint, dev, 'job', @pid, @sc['played_job_id'], '--json', '--only=id,name,status')
+    expect_eq(data['result'], { 'id' => @sc['played_job_id'], 'name' => 'deploy', 'status' => 'success' }, 'CLI job')
+    out, err, st = run_cli(@endpoint, dev, 'job_trace', @pid, @sc['played_job_id'])
+    expect(st.success? && out.include?("deploying to #{@sc['played_value']}"), "CLI job_trace: #{out.inspect[0, 200]} #{err.inspect[0, 200]}")
+  end
+
+  # ---- the client's own actions (last) ---------------------------------------
+
+  def check_play
+    j = @gl.job_play(@pid, @sc['to_play'])
+    expect_eq([j.id, j.name], [@sc['to_play'], 'approve'], '[id, name]')
+    expect(%w[pending running success].include?(j.status), "status #{j.status}")
+    expect_eq(wait_status(@sc['to_play'], %w[success failed]).status, 'success', 'status once run')
+    expect(@gl.job_trace(@pid, @sc['to_play']).include?('approved with nothing'), 'played job log')
+  end
+
+  def check_retry
+    j = @gl.job_retry(@pid, @sc['to_retry'])
+    expect_eq([j.name, j.stage, j.pipeline.id], ['broken', 'test', @plid], '[name, stage, pipeline.id]')
+    expect(j.id > @ids.max, "retry id #{j.id} is not new")
+    ids = @gl.pipeline_jobs(@pid, @plid, per_page: 100).map(&:id)
+    expect(ids.include?(j.id) && !ids.include?(@sc['to_retry']), "latest attempts #{ids}")
+  end
+
+  def check_cancel
+    j = @gl.job_cancel(@pid, @sc['to_cancel'])
+    expect_eq(j.id, @sc['to_cancel'], 'id')
+    expect(%w[canceling canceled].include?(j.status), "status #{j.status}")
+    expect_eq(wait_status(@sc['to_cancel'], %w[canceled]).status, 'canceled', 'status once the runner stopped')
+  end
+
+  def check_erase
+    j = @gl.job_erase(@pid, @sc['to_erase'])
+    expect_eq([j.id, j.status], [@sc['to_erase'], 'success'], '[id, status]')
+    expect(j.erased_at, 'erased_at unset')
+    expect_eq(@gl.job_trace(@pid, @sc['to_erase']).to_s, '', 'log after erase')
+    e = expect_error(Gitlab::Error::Forbidden, 403) { @gl.job_erase(@pid, @sc['to_erase']) }
+    expect(e.message.include?('403 Forbidden - Job is not erasable!'), "message #{e.message.inspect}")
+  end
+
+  def run_all(only)
+    CHECKS.each do |name, meth|
+      next if only.any? && !only.include?(name)
+
+      @h.run(name, method(meth))
+    end
   end
 end
 
 opts = { only: [] }
 OptionParser.new do |o|
-  o.banner = 'usage: jobs_conformance.rb --fixture FILE [--only CHECK]...'
+  o.banner = 'usage: jobs_conformance.rb --fixture FILE [--scenario FILE] [--only CHECK]...'
   o.on('--fixture FILE', 'fixture JSON written by gantry/internal/testenv') { |v| opts[:fixture] = v }
+  o.on('--scenario FILE', 'scenario JSON written by gantry/internal/conformance/scenario') { |v| opts[:scenario] = v }
   o.on('--only CHECK', 'run only this check (repeatable)') { |v| opts[:only] << v }
 end.parse!
 abort 'missing --fixture' unless opts[:fixture]
 $stdout.sync = true
-exit Harness.new(JSON.parse(File.read(opts[:fixture]))).run_all(opts[:only])
+harness = Harness.new(JSON.parse(File.read(opts[:fixture])))
+harness.run_all(opts[:only])
+Scenario.new(JSON.parse(File.read(opts[:scenario])), harness).run_all(opts[:only]) if opts[:scenario]
+puts "#{harness.passed} passed, #{harness.failed} failed"
+exit harness.failed.zero? ? 0 : 1

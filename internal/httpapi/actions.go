@@ -351,6 +351,11 @@ func (a *API) handlePlayJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The store moved the job to pending itself: processing sees no
+	// transition, so runners waiting for work are told here.
+	if played.Kind == ci.KindBuild && played.Status == ci.StatusPending && a.pipelines != nil {
+		a.pipelines.JobsPending(pv.project.ID, []int64{played.ID})
+	}
 	if played, err = a.reload(r, pv, played); err != nil {
 		return err
 	}

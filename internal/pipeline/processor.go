@@ -33,6 +33,14 @@ func (s *Service) Enqueue(pipelineID int64) {
 	}
 }
 
+// JobsPending tells dispatch of jobs made pending outside processing (a
+// played manual job), so held runner requests wake for them.
+func (s *Service) JobsPending(projectID int64, jobIDs []int64) {
+	if len(jobIDs) > 0 && s.OnJobsPending != nil {
+		s.OnJobsPending(projectID, jobIDs)
+	}
+}
+
 // Start runs the processor until Stop or ctx ends. On start it resumes
 // every pipeline left flagged (for example by a crash).
 func (s *Service) Start(ctx context.Context) {
@@ -159,10 +167,7 @@ func (s *Service) followUp(ctx context.Context, res *store.ProcessResult) error 
 	if err != nil {
 		return err
 	}
-	pending = append(pending, granted...)
-	if len(pending) > 0 && s.OnJobsPending != nil {
-		s.OnJobsPending(pl.ProjectID, pending)
-	}
+	s.JobsPending(pl.ProjectID, append(pending, granted...))
 	if res.StatusChanged && pl.ParentID != nil {
 		if err := s.mirrorToBridge(ctx, pl); err != nil {
 			return err

@@ -1,7 +1,9 @@
 // Package clientgo_test drives a live gantry server through the official
 // GitLab Go client (gitlab.com/gitlab-org/api/client-go v1.46.0) and checks
 // that what the client sends is understood and what the server answers
-// decodes into the client's typed structs with the expected values.
+// decodes into the client's typed structs with the expected values: first
+// on a seeded store, then on a scenario whose pipeline the gantry runner
+// executed (scenario.Build).
 //
 // Every check is counted; the test ends each backend with the line
 //
@@ -26,6 +28,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"gantry/internal/ci"
+	"gantry/internal/conformance/scenario"
 	"gantry/internal/httpapi"
 	"gantry/internal/store"
 	"gantry/internal/testenv"
@@ -193,6 +196,7 @@ func startBigServer(t *testing.T, b testenv.Backend) (string, *testenv.Fixture, 
 }
 
 func TestClientGoConformance(t *testing.T) {
+	bin := scenario.Binary(t)
 	for _, b := range testenv.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
 			c := &checker{t: t}
@@ -202,6 +206,7 @@ func TestClientGoConformance(t *testing.T) {
 				fmt.Println(line)
 			}()
 			runConformance(t, c, b)
+			runScenario(t, c, scenario.Build(t, b, bin))
 		})
 	}
 }

@@ -1,10 +1,13 @@
 // Package scriptrun runs a client conformance script written in another
-// language against a live, seeded gantry, once per store backend.
+// language against a live, seeded gantry and a live scenario (a node whose
+// pipeline the gantry runner executed), once per store backend.
 //
 // A script reads the fixture JSON (testenv.Server.FixtureJSON) from the
-// file named by its --fixture argument, prints one `PASS name` or
-// `FAIL name: detail` line per check and a last `N passed, M failed` line,
-// and exits non-zero when anything failed. Run prints
+// file named by its --fixture argument and the scenario JSON
+// (scenario.Document.JSON) from the file named by --scenario, prints one
+// `PASS name` or `FAIL name: detail` line per check and a last
+// `N passed, M failed` line over both, and exits non-zero when anything
+// failed. Run prints
 //
 //	CONFORMANCE <client> <backend>: N passed, M failed
 //
@@ -27,11 +30,12 @@ import (
 	"testing"
 	"time"
 
+	"gantry/internal/conformance/scenario"
 	"gantry/internal/testenv"
 )
 
 // DefaultTimeout bounds one script run.
-const DefaultTimeout = 60 * time.Second
+const DefaultTimeout = 5 * time.Minute
 
 var summaryRE = regexp.MustCompile(`^(\d+) passed, (\d+) failed$`)
 
@@ -41,7 +45,8 @@ type Script struct {
 	Client string
 	// Path is the script, as returned by RepoPath; failures name it.
 	Path string
-	// Command is the whole command line before `--fixture FILE`, the
+	// Command is the whole command line before `--fixture FILE
+	// --scenario FILE`, the
 	// script's path included where its interpreter wants it.
 	Command []string
 	// Env is the script's whole environment.
@@ -144,24 +149,34 @@ func Test(t *testing.T, h Harness) {
 	Run(t, Script{Client: h.Client, Path: script, Command: []string{h.Interpreter, script}, Env: h.Env})
 }
 
-// Run starts a seeded server per backend and runs the script against it.
+// Run starts a seeded server and builds a scenario per backend, and runs
+// the script against both.
 func Run(t *testing.T, s Script) {
+	bin := scenario.Binary(t)
 	for _, b := range testenv.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			RunFixture(t, s, b.Name, testenv.StartServer(t, b).FixtureJSON())
+			srv := testenv.StartServer(t, b)
+			scen := filepath.Join(t.TempDir(), "scenario.json")
+			start := time.Now()
+			if err := os.WriteFile(scen, scenario.Build(t, b, bin).JSON(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("scenario built in %v", time.Since(start).Round(time.Millisecond))
+			RunFixture(t, s, b.Name, srv.FixtureJSON(), "--scenario", scen)
 		})
 	}
 }
 
 // RunFixture runs the script with the given fixture JSON, prints its
-// CONFORMANCE line for the backend and fails the test if the script did.
-func RunFixture(t *testing.T, s Script, backend string, fixtureJSON []byte) {
+// CONFORMANCE line for the backend and fails the test if the script did;
+// extra arguments follow `--fixture FILE`.
+func RunFixture(t *testing.T, s Script, backend string, fixtureJSON []byte, extra ...string) {
 	t.Helper()
 	fixture := filepath.Join(t.TempDir(), "fixture.json")
 	if err := os.WriteFile(fixture, fixtureJSON, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	lines, err := runScript(t, s, fixture)
+	lines, err := runScript(t, s, append([]string{"--fixture", fixture}, extra...)...)
 	summary := ""
 	for _, l := range lines {
 		if summaryRE.MatchString(l) {
@@ -191,7 +206,7 @@ func RunFixture(t *testing.T, s Script, backend string, fixtureJSON []byte) {
 // runScript runs the harness, logging every output line as it arrives, and
 // returns stdout's lines. err is non-nil when the script exits non-zero or
 // times out.
-func runScript(t *testing.T, s Script, fixture string) ([]string, error) {
+func runScript(t *testing.T, s Script, args ...string) ([]string, error) {
 	t.Helper()
 	timeout := s.Timeout
 	if timeout == 0 {
@@ -199,7 +214,7 @@ func runScript(t *testing.T, s Script, fixture string) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	args := append(append([]string{}, s.Command[1:]...), "--fixture", fixture)
+	args = append(append([]string{}, s.Command[1:]...), args...)
 	cmd := exec.CommandContext(ctx, s.Command[0], args...)
 	cmd.Env = s.Env
 	cmd.Dir = t.TempDir()
