@@ -31,6 +31,8 @@ benchmarks:
   nodes       1, 2 and 3 gantry server processes on one PostgreSQL: job
               throughput, cross-node pickup latency, and the database's load
               with 0 to 10,000 idle long-polling runners (needs PostgreSQL)
+  webui       every kind of web page (sequential requests, p50 and p99) on a
+              project of 1,000,000 jobs with a 50 MiB job log
   blobs       blob Put and Open+read throughput (MB/s) on the file store and
               on S3 (a versitygw started on loopback, data on the same disk)
 `
@@ -95,6 +97,20 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.JobsList(ctx, o, stdout)
+		return err
+	case "webui":
+		fs := flag.NewFlagSet("gantry bench webui", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.WebUIOptions{}
+		dbURL, stores := storeFlags(fs, getenv, stderr)
+		fs.IntVar(&o.Jobs, "jobs", 1_000_000, "jobs loaded into the project")
+		fs.IntVar(&o.Requests, "requests", 200, "sequential requests per page")
+		fs.IntVar(&o.LogMiB, "log-mib", 50, "size of one job's log in MiB")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		o.Stores, o.DatabaseURL = stores(), *dbURL
+		_, err := bench.WebUI(ctx, o, stdout)
 		return err
 	case "pipeline":
 		fs := flag.NewFlagSet("gantry bench pipeline", flag.ContinueOnError)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gantry/internal/ci"
 )
 
 // Config is the server's configuration. The environment names are a
@@ -27,7 +29,12 @@ type Config struct {
 	ExternalURL      string
 	DatabaseURL      string
 	InitialRootToken string
-	LogLevel         string
+	// InitialRootPassword is root's web sign-in password on first start
+	// (empty: root has none until one is set).
+	InitialRootPassword string
+	LogLevel            string
+	// SessionTTL is how long a web sign-in lasts.
+	SessionTTL time.Duration
 	// DBMaxConns bounds the PostgreSQL pool of this node.
 	DBMaxConns int
 	// SQLiteReaders is the size of SQLite's read pool.
@@ -80,6 +87,8 @@ func Defaults() Config {
 		JobRecheck:       time.Minute,
 		JobSilentTimeout: 15 * time.Minute,
 		LogFollowPoll:    2 * time.Second,
+		// GitLab's default session_expire_delay: one week.
+		SessionTTL: 7 * 24 * time.Hour,
 		// GitLab's default instance max_artifacts_size.
 		MaxArtifactSizeMB: 100,
 		// GitLab's expiry cron runs every seven minutes.
@@ -101,6 +110,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	env("GANTRY_EXTERNAL_URL", &c.ExternalURL)
 	env("GANTRY_DATABASE_URL", &c.DatabaseURL)
 	env("GANTRY_INITIAL_ROOT_TOKEN", &c.InitialRootToken)
+	env("GANTRY_INITIAL_ROOT_PASSWORD", &c.InitialRootPassword)
 	env("GANTRY_LOG_LEVEL", &c.LogLevel)
 	env("GANTRY_RUNNER_REGISTRATION_TOKEN", &c.RunnerRegistrationToken)
 	env("GANTRY_OBJECT_STORE_URL", &c.ObjectStoreURL)
@@ -136,6 +146,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envDur("GANTRY_JOB_RECHECK", &c.JobRecheck)
 	envDur("GANTRY_JOB_SILENT_TIMEOUT", &c.JobSilentTimeout)
 	envDur("GANTRY_ARTIFACT_EXPIRY_INTERVAL", &c.ArtifactExpiryInterval)
+	envDur("GANTRY_SESSION_TTL", &c.SessionTTL)
 	if len(errs) > 0 {
 		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
@@ -147,6 +158,8 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.StringVar(&c.ExternalURL, "external-url", c.ExternalURL, "base of every URL the server writes (GANTRY_EXTERNAL_URL)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres://… selects PostgreSQL; empty means SQLite (GANTRY_DATABASE_URL)")
 	fs.StringVar(&c.InitialRootToken, "initial-root-token", c.InitialRootToken, "root's token on first start (GANTRY_INITIAL_ROOT_TOKEN)")
+	fs.StringVar(&c.InitialRootPassword, "initial-root-password", c.InitialRootPassword, "root's web sign-in password on first start (GANTRY_INITIAL_ROOT_PASSWORD)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a web sign-in lasts (GANTRY_SESSION_TTL)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (GANTRY_LOG_LEVEL)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size (GANTRY_DB_MAX_CONNS)")
 	fs.IntVar(&c.SQLiteReaders, "sqlite-readers", c.SQLiteReaders, "SQLite read connections (GANTRY_SQLITE_READERS)")
@@ -175,6 +188,14 @@ func (c *Config) finish() error {
 	c.ExternalURL = strings.TrimRight(c.ExternalURL, "/")
 	if !strings.HasPrefix(c.ExternalURL, "http://") && !strings.HasPrefix(c.ExternalURL, "https://") {
 		return fmt.Errorf("config: external URL %q must start with http:// or https://", c.ExternalURL)
+	}
+	if c.InitialRootPassword != "" {
+		if problem := ci.PasswordProblem(c.InitialRootPassword); problem != "" {
+			return fmt.Errorf("config: initial root password %s", problem)
+		}
+	}
+	if c.SessionTTL <= 0 {
+		return fmt.Errorf("config: session TTL must be positive")
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return fmt.Errorf("config: database URL must be postgres://…")

@@ -102,6 +102,21 @@ type gitHandler struct {
 	log    *slog.Logger
 }
 
+// IsGitRequest tells repository traffic from pages: a path with a
+// segment ending in .git, or a smart-HTTP request. Whatever follows a
+// "/-/" segment is a page's (GitLab reserves "-" as a path segment).
+func IsGitRequest(req *http.Request) bool {
+	p := req.URL.Path
+	if i := strings.Index(p, "/-/"); i >= 0 {
+		p = p[:i]
+	}
+	if strings.Contains(p, ".git/") || strings.HasSuffix(p, ".git") {
+		return true
+	}
+	_, _, _, ok := parseGitPath(req)
+	return ok
+}
+
 // parseGitPath splits a smart-HTTP URL path into the project full path and
 // the service; ok is false for anything that is not a smart-HTTP request.
 func parseGitPath(req *http.Request) (fullPath, service, suffix string, ok bool) {

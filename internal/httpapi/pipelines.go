@@ -373,7 +373,7 @@ func (a *API) handleCreatePipeline(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if ok, err := a.refAllows(r, pv, ref, tag); err != nil {
+	if ok, err := a.refAllows(r.Context(), pv, ref, tag); err != nil {
 		return err
 	} else if !ok {
 		return pipelineBaseError("Insufficient permissions for protected ref '" + ref + "'")
