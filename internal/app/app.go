@@ -175,6 +175,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	cfg.DataDir = abs
+	if cfg.RepositoriesDir, err = filepath.Abs(cfg.Repositories()); err != nil {
+		return nil, fmt.Errorf("repositories dir: %w", err)
+	}
 	// Before the database, so a bad object store leaves nothing open.
 	blobs, err := OpenBlobs(ctx, cfg)
 	if err != nil {
@@ -192,7 +195,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	st = cache.New(st, cfg.ReadCacheTTL, opt.Now)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	repos := &githost.Repos{Root: filepath.Join(cfg.DataDir, "repositories")}
+	repos := &githost.Repos{Root: cfg.RepositoriesDir}
 	if err := os.MkdirAll(repos.Root, 0o750); err != nil {
 		return nil, fmt.Errorf("repositories dir: %w", err)
 	}

@@ -21,12 +21,17 @@ import (
 )
 
 // Config is the server's configuration. The environment names are a
-// contract: GANTRY_LISTEN, GANTRY_DATA_DIR, GANTRY_EXTERNAL_URL,
-// GANTRY_DATABASE_URL, GANTRY_INITIAL_ROOT_TOKEN, GANTRY_OBJECT_STORE_URL,
-// GANTRY_OBJECT_STORE_ACCESS_KEY, GANTRY_OBJECT_STORE_SECRET_KEY.
+// contract: GANTRY_LISTEN, GANTRY_DATA_DIR, GANTRY_REPOSITORIES_DIR,
+// GANTRY_EXTERNAL_URL, GANTRY_DATABASE_URL, GANTRY_INITIAL_ROOT_TOKEN,
+// GANTRY_OBJECT_STORE_URL, GANTRY_OBJECT_STORE_ACCESS_KEY,
+// GANTRY_OBJECT_STORE_SECRET_KEY.
 type Config struct {
-	Listen           string
-	DataDir          string
+	Listen  string
+	DataDir string
+	// RepositoriesDir holds the hosted git repositories; empty means
+	// <DataDir>/repositories (see Repositories). Nodes sharing a database
+	// must share it too.
+	RepositoriesDir  string
 	ExternalURL      string
 	DatabaseURL      string
 	InitialRootToken string
@@ -206,6 +211,7 @@ func (c *Config) readEnv(getenv func(string) string) error {
 	}
 	env("GANTRY_LISTEN", &c.Listen)
 	env("GANTRY_DATA_DIR", &c.DataDir)
+	env("GANTRY_REPOSITORIES_DIR", &c.RepositoriesDir)
 	env("GANTRY_EXTERNAL_URL", &c.ExternalURL)
 	env("GANTRY_DATABASE_URL", &c.DatabaseURL)
 	env("GANTRY_INITIAL_ROOT_TOKEN", &c.InitialRootToken)
@@ -267,6 +273,7 @@ func (c *Config) readEnv(getenv func(string) string) error {
 func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "listen address (GANTRY_LISTEN)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (GANTRY_DATA_DIR)")
+	fs.StringVar(&c.RepositoriesDir, "repositories-dir", c.RepositoriesDir, "git repositories, shared by every node; empty means <data dir>/repositories (GANTRY_REPOSITORIES_DIR)")
 	fs.StringVar(&c.ExternalURL, "external-url", c.ExternalURL, "base of every URL the server writes (GANTRY_EXTERNAL_URL)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres://… selects PostgreSQL; empty means SQLite (GANTRY_DATABASE_URL)")
 	fs.StringVar(&c.InitialRootToken, "initial-root-token", c.InitialRootToken, "root's token on first start (GANTRY_INITIAL_ROOT_TOKEN)")
@@ -325,6 +332,14 @@ func (c *Config) finish() error {
 		return fmt.Errorf("config: log level %q", c.LogLevel)
 	}
 	return nil
+}
+
+// Repositories is the directory of the hosted git repositories.
+func (c Config) Repositories() string {
+	if c.RepositoriesDir != "" {
+		return c.RepositoriesDir
+	}
+	return filepath.Join(c.DataDir, "repositories")
 }
 
 // SQLitePath is where the embedded database lives.

@@ -76,17 +76,18 @@ type Project struct {
 	Path string `json:"path_with_namespace"`
 }
 
-// CreateProject creates a project whose default branch holds ciConfig as
-// .gitlab-ci.yml. Repositories live on the node that created them, so
-// pipelines of this project are created through the same node.
-func (a API) CreateProject(ctx context.Context, name, ciConfig string) (Project, error) {
+// CreateProject creates a project (with an empty repository).
+func (a API) CreateProject(ctx context.Context, name string) (Project, error) {
 	var p Project
-	if err := a.Do(ctx, "POST", "/projects", map[string]any{"name": name}, &p); err != nil {
-		return p, err
-	}
-	err := a.Do(ctx, "POST", "/projects/"+strconv.FormatInt(p.ID, 10)+"/repository/files/.gitlab-ci.yml",
-		map[string]any{"branch": "main", "commit_message": "ci", "content": ciConfig}, nil)
+	err := a.Do(ctx, "POST", "/projects", map[string]any{"name": name}, &p)
 	return p, err
+}
+
+// CommitFile creates file on the main branch (and so a pipeline when it
+// is the CI configuration).
+func (a API) CommitFile(ctx context.Context, projectID int64, file, content string) error {
+	return a.Do(ctx, "POST", "/projects/"+strconv.FormatInt(projectID, 10)+"/repository/files/"+url.PathEscape(file),
+		map[string]any{"branch": "main", "commit_message": file, "content": content}, nil)
 }
 
 // CreatePipeline runs the project's main branch and returns the pipeline id.

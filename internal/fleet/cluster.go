@@ -18,12 +18,13 @@ const RootToken = "glpat-fleet-root-0123456789abcdef"
 type ClusterOptions struct {
 	Binary      string
 	Nodes       int
-	Dir         string   // each node gets a directory below it
+	Dir         string   // each node gets a directory below it; Dir/repositories is shared
 	DatabaseURL string   // the PostgreSQL every node uses
 	Env         []string // more GANTRY_* settings for every node
 }
 
-// Cluster is several nodes sharing one database.
+// Cluster is several nodes sharing one database and one repositories
+// directory, so any node serves any project.
 type Cluster struct {
 	Nodes []*Node
 }
@@ -31,7 +32,8 @@ type Cluster struct {
 // StartCluster starts the first node alone (it migrates the database and
 // creates root), then the others together.
 func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
-	env := append([]string{"GANTRY_DATABASE_URL=" + o.DatabaseURL, "GANTRY_INITIAL_ROOT_TOKEN=" + RootToken, "GANTRY_LOG_LEVEL=warn"}, o.Env...)
+	env := append([]string{"GANTRY_DATABASE_URL=" + o.DatabaseURL, "GANTRY_INITIAL_ROOT_TOKEN=" + RootToken, "GANTRY_LOG_LEVEL=warn",
+		"GANTRY_REPOSITORIES_DIR=" + filepath.Join(o.Dir, "repositories")}, o.Env...)
 	c := &Cluster{Nodes: make([]*Node, o.Nodes)}
 	start := func(i int) error {
 		name := "node" + strconv.Itoa(i+1)
@@ -81,8 +83,9 @@ func (c *Cluster) Stop() {
 }
 
 // Load is a workload: Jobs jobs in pipelines of JobsPerPipeline (at most
-// 200, one parallel job), one project per node whose pipelines are
-// created through that node, and Runners runners spread over the nodes.
+// 200, one parallel job) in one project per node, each project's
+// pipelines created through every node in turn, and Runners runners
+// spread over the nodes.
 type Load struct {
 	Jobs            int
 	JobsPerPipeline int
@@ -92,16 +95,10 @@ type Load struct {
 	PipelinesFirst bool
 }
 
-// ProjectOn is a project and the node that holds its repository.
-type ProjectOn struct {
-	Project
-	Node int
-}
-
 // Run is a workload in progress.
 type Run struct {
 	Ledger   *Ledger
-	Projects []ProjectOn
+	Projects []Project
 	Total    int
 	Runners  []*Runner
 	Started  time.Time // when the runners started
@@ -125,11 +122,11 @@ func StartLoad(ctx context.Context, c *Cluster, l Load) (*Run, error) {
 		config = "work:\n  script: [\"true\"]\n"
 	}
 	for i := range c.Nodes {
-		p, err := c.API(i).CreateProject(ctx, "load-"+strconv.Itoa(i+1), config)
+		p, err := c.CreateProject(ctx, i, "load-"+strconv.Itoa(i+1), config)
 		if err != nil {
-			return nil, fmt.Errorf("project on node %d: %w", i+1, err)
+			return nil, err
 		}
-		run.Projects = append(run.Projects, ProjectOn{Project: p, Node: i})
+		run.Projects = append(run.Projects, p)
 	}
 	// The commit that added .gitlab-ci.yml started a pipeline of its own;
 	// those jobs count as well.
@@ -140,9 +137,12 @@ func StartLoad(ctx context.Context, c *Cluster, l Load) (*Run, error) {
 	}
 	create := func() error {
 		for k := 0; k < pipelines; k++ {
+			// Project k%P through node k/P%N: every project's
+			// pipelines are created through every node.
 			p := run.Projects[k%len(run.Projects)]
-			if _, err := c.API(p.Node).CreatePipeline(ctx, p.ID); err != nil {
-				return fmt.Errorf("pipeline %d on node %d: %w", k, p.Node+1, err)
+			node := k / len(run.Projects) % len(c.Nodes)
+			if _, err := c.API(node).CreatePipeline(ctx, p.ID); err != nil {
+				return fmt.Errorf("pipeline %d of project %d through node %d: %w", k, p.ID, node+1, err)
 			}
 			run.created.Add(1)
 		}
@@ -168,6 +168,21 @@ func StartLoad(ctx context.Context, c *Cluster, l Load) (*Run, error) {
 		go func() { run.createErr <- create() }()
 	}
 	return run, nil
+}
+
+// CreateProject creates a project through node i and commits ciConfig as
+// its .gitlab-ci.yml through the next node: the nodes share the
+// repositories.
+func (c *Cluster) CreateProject(ctx context.Context, i int, name, ciConfig string) (Project, error) {
+	p, err := c.API(i).CreateProject(ctx, name)
+	if err != nil {
+		return p, fmt.Errorf("project %s through node %d: %w", name, i+1, err)
+	}
+	next := (i + 1) % len(c.Nodes)
+	if err := c.API(next).CommitFile(ctx, p.ID, ".gitlab-ci.yml", ciConfig); err != nil {
+		return p, fmt.Errorf("commit to project %s through node %d: %w", name, next+1, err)
+	}
+	return p, nil
 }
 
 // CreateRunners creates n instance runners through the nodes in turn.

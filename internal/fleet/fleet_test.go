@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,11 +102,14 @@ func startNodes(t *testing.T, n int, dbHost func(real string) string, env ...str
 // TestThreeNodes sends GANTRY_FLEET_JOBS jobs (5,000; the issue asks for
 // 20,000, which takes several minutes on a 2-core machine) through
 // GANTRY_FLEET_RUNNERS simulated runners (200) spread over three gantry
-// processes: pipelines are created through every node, runners poll every
-// node. Every job must run exactly once and its whole log must read back
-// through a node other than the one that took it. Then it measures how
-// long a job made pending on one node takes to reach a runner held by
-// another, and prints it (figures, not assertions).
+// processes sharing one repositories directory: each project is created
+// through one node and committed to through another, its pipelines are
+// created through every node, runners poll every node. Every job must run
+// exactly once and its whole log must read back through a node other than
+// the one that took it. Git pushes through every node must each start one
+// pipeline. Then it measures how long a job made pending on one node takes
+// to reach a runner held by another, and prints it (figures, not
+// assertions).
 func TestThreeNodes(t *testing.T) {
 	jobs := envInt(t, "GANTRY_FLEET_JOBS", 5000)
 	runners := envInt(t, "GANTRY_FLEET_RUNNERS", 200)
@@ -128,12 +134,85 @@ func TestThreeNodes(t *testing.T) {
 		t.Errorf("runners met server errors without any fault injected: %v", n)
 	}
 
+	pushThroughEveryNode(t, c)
+
 	lat, err := fleet.MeasurePickups(ctx, c, 0, 1, envInt(t, "GANTRY_FLEET_PICKUPS", 50))
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("FLEET cross-node pickup (job made pending through node 2, runner held by node 1), %d jobs: queued→taken p50 %.1f ms, p99 %.1f ms; pipeline POST→runner p50 %.1f ms, p99 %.1f ms\n",
 		len(lat.Queue), ms(fleet.Percentile(lat.Queue, 50)), ms(fleet.Percentile(lat.Queue, 99)), ms(fleet.Percentile(lat.Trip, 50)), ms(fleet.Percentile(lat.Trip, 99)))
+}
+
+// pushThroughEveryNode clones a project through one node and pushes to it
+// through each node in turn, with real git: every node serves every
+// repository, and each push starts exactly one pipeline, for its commit.
+func pushThroughEveryNode(t *testing.T, c *fleet.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	p, err := c.CreateProject(ctx, 0, "pushes", "work:\n  tags: [nobody]\n  script: [\"true\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	git := func(dir string, args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+			"GIT_TERMINAL_PROMPT=0", "GIT_AUTHOR_NAME=Fleet", "GIT_AUTHOR_EMAIL=fleet@example.com",
+			"GIT_COMMITTER_NAME=Fleet", "GIT_COMMITTER_EMAIL=fleet@example.com", "LC_ALL=C"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	remote := func(i int) string {
+		return strings.Replace(c.Nodes[i].URL, "http://", "http://root:"+fleet.RootToken+"@", 1) + "/" + p.Path + ".git"
+	}
+	work := filepath.Join(t.TempDir(), "work")
+	git("", "clone", "-q", remote(1), work)
+	for i := range c.Nodes {
+		file := fmt.Sprintf("pushed-through-node%d", i+1)
+		if err := os.WriteFile(filepath.Join(work, file), []byte(file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		git(work, "add", file)
+		git(work, "commit", "-q", "-m", file)
+		git(work, "push", "-q", remote(i), "HEAD:main")
+		sha := git(work, "rev-parse", "HEAD")
+		// The node that took the push creates the pipeline once it
+		// has answered; read it through another node.
+		var pipelines []struct {
+			ID int64 `json:"id"`
+		}
+		for {
+			path := fmt.Sprintf("/projects/%d/pipelines?sha=%s", p.ID, sha)
+			if err := c.API((i+1)%len(c.Nodes)).Do(ctx, "GET", path, nil, &pipelines); err != nil {
+				t.Fatal(err)
+			}
+			if len(pipelines) > 0 || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if len(pipelines) != 1 {
+			t.Fatalf("push through node %d: %d pipelines for %s, want 1", i+1, len(pipelines), sha)
+		}
+	}
+	// And nothing else: the commit that added the CI configuration, then one per push.
+	var all []struct {
+		SHA string `json:"sha"`
+	}
+	if err := c.API(2%len(c.Nodes)).Do(ctx, "GET", fmt.Sprintf("/projects/%d/pipelines?per_page=100", p.ID), nil, &all); err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != len(c.Nodes)+1 {
+		t.Fatalf("%d pipelines, want %d (one for the CI configuration's commit, one per push): %v", len(all), len(c.Nodes)+1, all)
+	}
+	fmt.Printf("FLEET pushes: one repository cloned through node 2, pushed to through each of %d nodes, one pipeline per push\n", len(c.Nodes))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -156,8 +235,8 @@ func verify(t *testing.T, c *fleet.Cluster, run *fleet.Run, faults bool) {
 	}
 	var checks []check
 	total, orphans := 0, 0
-	for _, p := range run.Projects {
-		jobs, err := c.API((p.Node+1)%len(c.Nodes)).Jobs(ctx, p.ID)
+	for pi, p := range run.Projects {
+		jobs, err := c.API((pi+1)%len(c.Nodes)).Jobs(ctx, p.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +253,7 @@ func verify(t *testing.T, c *fleet.Cluster, run *fleet.Run, faults bool) {
 				t.Errorf("job %d: status %s (%s); runners: %+v", j.ID, j.Status, j.FailureReason, rec)
 			}
 			// Read back through a node the log was not written through.
-			node := (p.Node + 1) % len(c.Nodes)
+			node := (pi + 1) % len(c.Nodes)
 			for k := range c.Nodes {
 				if !rec.WrittenVia[c.Nodes[k].URL] {
 					node = k

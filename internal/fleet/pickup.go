@@ -33,7 +33,7 @@ func MeasurePickups(ctx context.Context, c *Cluster, heldBy, madeOn, n int) (Pic
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var out Pickups
-	p, err := c.API(madeOn).CreateProject(ctx, fmt.Sprintf("pickup-%d-%d", heldBy, madeOn), "work:\n  tags: [pickup]\n  script: [\"true\"]\n")
+	p, err := c.CreateProject(ctx, madeOn, fmt.Sprintf("pickup-%d-%d", heldBy, madeOn), "work:\n  tags: [pickup]\n  script: [\"true\"]\n")
 	if err != nil {
 		return out, err
 	}

@@ -166,8 +166,8 @@ func sanitizeIdent(s string) string {
 // ErrInvalidRef, ErrInvalidPath, ErrInvalidAction, ErrInvalidCommit,
 // ErrEmptyCommit, ErrFileExists, ErrFileMissing, ErrBranchMissing,
 // ErrBranchExists, ErrRefNotFound or ErrConflict (the branch changed under
-// us — only possible through writers outside this process, since commits
-// and pushes to one project are serialised in-process).
+// us — only possible through writers that bypass the project lock, since
+// commits and pushes to one project are serialised across processes).
 func (r *Repos) CommitFiles(ctx context.Context, projectID int64, req CommitRequest) (*CommitResult, error) {
 	dir, err := r.repo(projectID)
 	if err != nil {
@@ -237,6 +237,10 @@ func (r *Repos) CommitFiles(ctx context.Context, projectID int64, req CommitRequ
 		return nil, err
 	}
 	defer unlock()
+	// Another process may have deleted the repository while we waited.
+	if _, err := r.repo(projectID); err != nil {
+		return nil, err
+	}
 
 	ref := "refs/heads/" + req.Branch
 	heads, err := r.snapshot(ctx, dir, "refs/heads/")

@@ -13,13 +13,22 @@
 // replace refs are disabled for readers, and terminal prompts are disabled.
 // Only the repository's own config (written by Init) applies.
 //
-// Concurrency: pushes (receive-pack) and ref updates made by CommitFiles for
-// the same project are serialised by an in-process lock keyed by project ID,
-// so that the before/after ref snapshots taken around a push only contain the
-// push's own updates. Branch updates additionally use git's compare-and-swap
-// (`git update-ref <ref> <new> <old>`), so a writer outside this process can
-// never make a commit disappear silently: it surfaces as ErrConflict. The
-// snapshot-based push detection assumes a single gantry process owns Root.
+// Concurrency: pushes (receive-pack), ref updates made by CommitFiles, and
+// the slow paths of Init and Delete are serialised per project by the
+// project lock: an in-process lock, then an exclusive flock(2) on
+// <Root>/<projectID>.lock. So several gantry processes (nodes) may share
+// Root on one POSIX filesystem (the same directory, or NFS with working
+// locks): the before/after ref snapshots taken around a push contain only
+// that push's own updates, so each push is reported once, by the process
+// that received it. Branch updates additionally use git's compare-and-swap
+// (`git update-ref <ref> <new> <old>`), so a writer that bypasses the lock
+// can never make a commit disappear silently: it surfaces as ErrConflict.
+// Readers take no lock. Init builds a repository under a temporary name and
+// renames it into place, so no process sees one half made. What a process
+// caches (Init's fast path, the hooks' path) is checked against the files
+// on every use, so another process deleting or re-creating a repository is
+// seen. Use one Repos per Root in a process: over NFS flock is emulated
+// with POSIX locks, which do not exclude each other within one process.
 package githost
 
 import (
@@ -34,6 +43,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 )
 
 // ZeroSHA is the all-zero object name used for ref creation and deletion.
@@ -109,7 +120,6 @@ type Repos struct {
 	configured map[int64]bool // projects Init has configured in this process
 	backend    string         // resolved HTTPBackend
 	gitPath    string         // resolved Git
-	hooksReady bool           // hooksDir wrote the hooks
 }
 
 type projectLock struct {
@@ -117,9 +127,87 @@ type projectLock struct {
 	refs int
 }
 
-// lock acquires the per-project lock, honouring ctx. The returned function
-// releases it.
+// lock acquires the project's lock, honouring ctx: first the in-process
+// lock, then an exclusive advisory lock on the project's lock file (see
+// lockPath), which every gantry process sharing Root takes too. The
+// returned function releases both.
 func (r *Repos) lock(ctx context.Context, projectID int64) (func(), error) {
+	if r.Root == "" {
+		return nil, errors.New("githost: Repos.Root is not set")
+	}
+	unlockLocal, err := r.lockLocal(ctx, projectID)
+	if err != nil {
+		return nil, err
+	}
+	f, err := r.lockFile(ctx, projectID)
+	if err != nil {
+		unlockLocal()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+			f.Close()
+			unlockLocal()
+		})
+	}, nil
+}
+
+// lockPath is the project's lock file: beside the repository, not inside
+// it, since Init renames the repository into place and Delete renames it
+// away. Lock files are never removed: a process waiting on a removed file
+// would lock an inode nobody else can see any more.
+func (r *Repos) lockPath(projectID int64) string {
+	return filepath.Join(r.Root, strconv.FormatInt(projectID, 10)+".lock")
+}
+
+// Bounds of the back-off between attempts on a lock file another process
+// holds: flock cannot wait on a context, so the lock is polled.
+const (
+	lockPollMin = time.Millisecond
+	lockPollMax = 25 * time.Millisecond
+)
+
+// lockFile takes the exclusive advisory lock on the project's lock file
+// and returns the open file that holds it.
+func (r *Repos) lockFile(ctx context.Context, projectID int64) (*os.File, error) {
+	path := r.lockPath(projectID)
+	// Opened for writing: over NFS an exclusive lock needs it.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = os.MkdirAll(r.Root, 0o755); err == nil {
+			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("githost: lock: %w", err)
+	}
+	wait := lockPollMin
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return f, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+			f.Close()
+			return nil, fmt.Errorf("githost: lock %s: %w", filepath.Base(path), err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, lockPollMax)
+	}
+}
+
+// lockLocal acquires the in-process part of the project's lock, honouring
+// ctx. The returned function releases it.
+func (r *Repos) lockLocal(ctx context.Context, projectID int64) (func(), error) {
 	r.mu.Lock()
 	if r.locks == nil {
 		r.locks = make(map[int64]*projectLock)
@@ -142,12 +230,9 @@ func (r *Repos) lock(ctx context.Context, projectID int64) (func(), error) {
 	}
 	select {
 	case l.ch <- struct{}{}:
-		var once sync.Once
 		return func() {
-			once.Do(func() {
-				<-l.ch
-				release()
-			})
+			<-l.ch
+			release()
 		}, nil
 	case <-ctx.Done():
 		release()
@@ -343,11 +428,12 @@ var repoConfig = [][2]string{
 // Init creates the project's bare repository if it does not exist and
 // (re)applies gantry's repository configuration. HEAD is set to
 // refs/heads/<defaultBranch> on every call, so Init also serves to change
-// the default branch. Concurrent calls are safe. Once a repository has been
-// configured by this process, Init with an unchanged default branch is a
-// cheap check (stat + read of HEAD, no lock, no git process), so callers may
-// call it on every request; otherwise it takes the project lock (waiting
-// for a running push).
+// the default branch. Concurrent calls are safe, in one process or several
+// sharing Root. Once a repository has been configured by this process, Init
+// with an unchanged default branch is a cheap check (read of HEAD, no lock,
+// no git process), so callers may call it on every request; otherwise it
+// takes the project lock (waiting for a running push) and configures the
+// repository, whichever process created it.
 func (r *Repos) Init(ctx context.Context, projectID int64, defaultBranch string) error {
 	if projectID <= 0 {
 		return fmt.Errorf("%w: invalid project id %d", ErrRepoNotFound, projectID)
@@ -395,7 +481,8 @@ func (r *Repos) Init(ctx context.Context, projectID int64, defaultBranch string)
 			if _, statErr := r.repo(projectID); statErr != nil {
 				return fmt.Errorf("githost: init: %w", err)
 			}
-			// Lost the race to a concurrent Init: use theirs.
+			// Created meanwhile by a process that bypassed the
+			// lock: use theirs.
 		}
 	}
 	if err := r.configure(ctx, dir); err != nil {
@@ -415,7 +502,10 @@ func (r *Repos) Init(ctx context.Context, projectID int64, defaultBranch string)
 
 // initDone reports whether Init already configured the repository in this
 // process and HEAD still names defaultBranch: the fast path that makes
-// calling Init on every request cheap (no lock, no git process).
+// calling Init on every request cheap (no lock, no git process). Reading
+// HEAD also notices another process deleting the repository (it is gone)
+// or changing its default branch; a repository another process re-created
+// was configured by that process's Init before it was renamed into place.
 func (r *Repos) initDone(projectID int64, dir, defaultBranch string) bool {
 	r.mu.Lock()
 	ok := r.configured[projectID]
@@ -438,7 +528,8 @@ func (r *Repos) configure(ctx context.Context, dir string) error {
 
 // Delete removes the project's repository. Deleting a missing repository is
 // not an error. The repository is first renamed away so it disappears
-// atomically, then removed.
+// atomically, then removed. Concurrent calls, in one process or several
+// sharing Root, are safe: all but one find nothing to delete.
 func (r *Repos) Delete(ctx context.Context, projectID int64) error {
 	if projectID <= 0 {
 		return fmt.Errorf("%w: invalid project id %d", ErrRepoNotFound, projectID)

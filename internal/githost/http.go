@@ -81,7 +81,8 @@ const (
 // and response bodies are streamed (chunked and gzip-encoded request bodies
 // are passed through; http-backend inflates them).
 //
-// Pushes to one project are serialised. All refs are snapshotted before and
+// Pushes to one project are serialised, also across processes sharing
+// Root (see the package comment). All refs are snapshotted before and
 // after receive-pack runs; if anything moved, onPush is called (after the
 // response has been written, before ServeHTTP returns, outside the
 // project lock, with a context that is not cancelled when the client goes
@@ -277,6 +278,12 @@ func (h *gitHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	unlock, err := h.repos.lock(req.Context(), acc.ProjectID)
 	if err != nil {
 		http.Error(w, "request cancelled", http.StatusServiceUnavailable)
+		return
+	}
+	// Another process may have deleted the repository while we waited.
+	if _, err := h.repos.repo(acc.ProjectID); err != nil {
+		unlock()
+		http.Error(w, "The project repository could not be found.", http.StatusNotFound)
 		return
 	}
 	// Snapshot with a context that survives a client disconnect: once

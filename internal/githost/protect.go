@@ -1,6 +1,8 @@
 package githost
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,27 +56,48 @@ done
 exit $status
 `
 
-// hooksDir writes the hooks gantry runs on pushes (once per process) and
-// returns their directory.
+// hooksDir returns the directory of the hooks gantry runs on pushes,
+// writing them if they are missing. The directory is named after the
+// hooks' content, so processes of different gantry versions sharing Root
+// (during an upgrade) each run their own; a hook is written under a unique
+// temporary name and renamed into place, so a push in another process
+// never runs a partly written one. Checking the file on every push (one
+// stat) notices anyone removing it.
 func (r *Repos) hooksDir() (string, error) {
-	dir := filepath.Join(r.Root, ".hooks")
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.hooksReady {
+	sum := sha256.Sum256([]byte(preReceiveHook))
+	dir := filepath.Join(r.Root, ".hooks", hex.EncodeToString(sum[:8]))
+	hook := filepath.Join(dir, "pre-receive")
+	if fi, err := os.Stat(hook); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(preReceiveHook)) {
 		return dir, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := writeExecutable(dir, hook, preReceiveHook); err != nil {
 		return "", fmt.Errorf("githost: hooks: %w", err)
 	}
-	tmp := filepath.Join(dir, ".pre-receive.tmp")
-	if err := os.WriteFile(tmp, []byte(preReceiveHook), 0o755); err != nil {
-		return "", fmt.Errorf("githost: hooks: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, "pre-receive")); err != nil {
-		return "", fmt.Errorf("githost: hooks: %w", err)
-	}
-	r.hooksReady = true
 	return dir, nil
+}
+
+// writeExecutable atomically replaces path (in dir) with an executable
+// file holding content.
+func writeExecutable(dir, path, content string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // fails harmlessly once renamed
+	_, err = f.WriteString(content)
+	if err == nil {
+		err = f.Chmod(0o755)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // pushEnv is the CGI environment of a push: the base environment with
