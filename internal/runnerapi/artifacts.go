@@ -14,6 +14,7 @@ import (
 
 	"gantry/internal/blob"
 	"gantry/internal/ci"
+	"gantry/internal/store"
 )
 
 // fileFormats maps artifact_format to GitLab's file_format and file name.
@@ -89,7 +90,12 @@ func (a *API) handleUploadArtifacts(w http.ResponseWriter, r *http.Request) erro
 		}
 		if _, err := a.store.InsertArtifact(ctx, ci.Artifact{JobID: job.ID, ProjectID: job.ProjectID, FileType: typ, FileFormat: format,
 			Filename: filename, Size: size, BlobKey: key, ExpireAt: expire, CreatedAt: a.now()}); err != nil {
-			_ = a.blobs.Delete(ctx, key)
+			// When the database went away mid-insert its commit may still
+			// have landed, pointing at this blob: keep the blob (at worst an
+			// orphan) rather than risk a record whose file is gone.
+			if !store.Unavailable(err) {
+				_ = a.blobs.Delete(ctx, key)
+			}
 			return err
 		}
 		writeJSON(w, http.StatusCreated, map[string]string{"message": "201 Created"})
