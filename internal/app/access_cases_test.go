@@ -109,6 +109,8 @@ func accessCases(w *accessWorld) map[string]accessCase {
 		"GET /api/v4/projects/{id}/jobs":                {want: "401 404 403 200 200 200 200 200 403 200 401"},
 		"GET /api/v4/projects/{id}/jobs/{job_id}":       {want: jobRead},
 		"GET /api/v4/projects/{id}/jobs/{job_id}/trace": {want: jobRead},
+		// gantry's log search reads logs, so it is authorised like the trace.
+		"GET /api/v4/projects/{id}/jobs/search": {want: jobRead, query: "q=hello"},
 		// gantry's extension, readable like the job.
 		"GET /api/v4/projects/{id}/jobs/{job_id}/queue":   {want: jobRead, path: job(ci.StatusPending)},
 		"POST /api/v4/projects/{id}/jobs/{job_id}/cancel": {want: jobAction201, path: job(ci.StatusPending)},
