@@ -32,6 +32,7 @@ import (
 	"gantry/internal/store/cache"
 	"gantry/internal/store/postgres"
 	"gantry/internal/store/sqlite"
+	"gantry/internal/webhook"
 )
 
 // Version is the GitLab version gantry reports; clients gate features on it.
@@ -55,6 +56,10 @@ type App struct {
 	LogArchiver *joblog.Archiver
 	// LogHub wakes live log followers.
 	LogHub *joblog.Hub
+	// EventHub, keyed by project id, wakes event streams.
+	EventHub *joblog.Hub
+	// Hooks delivers project webhooks.
+	Hooks *webhook.Worker
 	// Events relays wake-ups between nodes sharing a PostgreSQL
 	// database; nil on SQLite, which serves one process.
 	Events   *pgnotify.Notifier
@@ -155,6 +160,13 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	logHub := joblog.NewHub()
 	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now}
 	pipes.OnJobsPending = runners.JobsPending
+	eventHub := joblog.NewHub()
+	hooks := webhook.New(webhook.Config{ExternalURL: cfg.ExternalURL, UserAgent: "GitLab/" + Version, EventRetention: cfg.EventRetention},
+		st, opt.Logger, opt.Now)
+	pipes.OnProcessed = func(projectID int64) {
+		eventHub.Publish(projectID)
+		hooks.Wake()
+	}
 	runners.OnTrace = logHub.Publish
 	runners.OnJobFinished = func(jobID int64) {
 		logHub.Publish(jobID)
@@ -164,7 +176,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if events != nil {
 		c := newCluster(events, opt.Logger)
 		relay = c
-		events.Handle(c.receive(runners, logHub))
+		events.Handle(c.receive(runners, logHub, eventHub))
 		// Wake-ups sent while this node was not listening are lost: its
 		// held requests look again as soon as it listens again.
 		events.OnResume(runners.RecheckAll)
@@ -181,6 +193,11 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 			c.logChanged(jobID)
 			archiver.Wake()
 		}
+		pipes.OnProcessed = func(projectID int64) {
+			eventHub.Publish(projectID)
+			c.eventsChanged(projectID)
+			hooks.Wake()
+		}
 	}
 	clusterAgents := &agents.Service{Store: st, Files: repos, Log: opt.Logger}
 	pipes.OnDefaultBranchMoved = clusterAgents.RefreshProject
@@ -188,10 +205,10 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		ExternalURL: cfg.ExternalURL, Version: Version, Revision: Revision, ArchiveBuildsOlderThan: cfg.ArchiveBuildsOlderThan,
 		LogFollowPoll: cfg.LogFollowPoll,
 	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
-		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub})
+		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub, EventHub: eventHub})
 	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry:      expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
-		LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay,
+		LogArchiver: archiver, LogHub: logHub, EventHub: eventHub, Hooks: hooks, Events: events, relay: relay,
 		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
@@ -201,6 +218,7 @@ func (a *App) Start(ctx context.Context) {
 	a.watchdog.Start(ctx)
 	a.Expiry.Start(ctx)
 	a.LogArchiver.Start(ctx)
+	a.Hooks.Start(ctx)
 	if a.Events != nil {
 		a.Events.Start()
 		a.relay.start()
@@ -294,9 +312,10 @@ func writeStatus(w http.ResponseWriter, code int, body string) {
 
 // Serve runs the HTTP server on l until ctx ends, then shuts down gracefully.
 func (a *App) Serve(ctx context.Context, srv *http.Server, serve func() error) error {
-	// Shutdown waits for handlers to return; live log streams return
-	// when the hub closes.
+	// Shutdown waits for handlers to return; live log and event streams
+	// return when their hubs close.
 	srv.RegisterOnShutdown(a.LogHub.Close)
+	srv.RegisterOnShutdown(a.EventHub.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
 	select {
@@ -330,7 +349,9 @@ func (a *App) Close() error {
 	a.watchdog.Stop()
 	a.Expiry.Stop()
 	a.LogArchiver.Stop()
+	a.Hooks.Stop()
 	a.LogHub.Close()
+	a.EventHub.Close()
 	a.CloseEvents()
 	return a.Store.Close()
 }

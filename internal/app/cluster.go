@@ -14,10 +14,12 @@ import (
 )
 
 // Payloads nodes exchange: "j:<projectID>:<jobID>,<jobID>..." for jobs that
-// became pending, "l:<jobID>" for a job's log that changed.
+// became pending, "l:<jobID>" for a job's log that changed, "s:<projectID>"
+// for a project with new status events.
 const (
-	jobsPendingPrefix = "j:"
-	logChangedPrefix  = "l:"
+	jobsPendingPrefix   = "j:"
+	logChangedPrefix    = "l:"
+	eventsChangedPrefix = "s:"
 )
 
 // jobsPerPayload keeps a pending-jobs payload near 1 KB, well under the
@@ -155,17 +157,22 @@ func (c *cluster) logChanged(jobID int64) {
 	c.publish(logChangedPrefix + strconv.FormatInt(jobID, 10))
 }
 
+// eventsChanged tells the other nodes' event streams of the project.
+func (c *cluster) eventsChanged(projectID int64) {
+	c.publish(eventsChangedPrefix + strconv.FormatInt(projectID, 10))
+}
+
 // receive acts on another node's payload with this node's hubs.
-func (c *cluster) receive(runners *runnerapi.API, logHub *joblog.Hub) func(payload string) {
+func (c *cluster) receive(runners *runnerapi.API, logHub, eventHub *joblog.Hub) func(payload string) {
 	return func(payload string) {
 		for item := range strings.SplitSeq(payload, "\n") {
-			c.receiveItem(runners, logHub, item)
+			c.receiveItem(runners, logHub, eventHub, item)
 		}
 	}
 }
 
 // receiveItem acts on one wake-up of another node's notification.
-func (c *cluster) receiveItem(runners *runnerapi.API, logHub *joblog.Hub, item string) {
+func (c *cluster) receiveItem(runners *runnerapi.API, logHub, eventHub *joblog.Hub, item string) {
 	switch {
 	case strings.HasPrefix(item, jobsPendingPrefix):
 		projectID, jobIDs, ok := parseJobsPending(item[len(jobsPendingPrefix):])
@@ -177,6 +184,10 @@ func (c *cluster) receiveItem(runners *runnerapi.API, logHub *joblog.Hub, item s
 	case strings.HasPrefix(item, logChangedPrefix):
 		if jobID, err := strconv.ParseInt(item[len(logChangedPrefix):], 10, 64); err == nil {
 			logHub.Publish(jobID)
+		}
+	case strings.HasPrefix(item, eventsChangedPrefix):
+		if projectID, err := strconv.ParseInt(item[len(eventsChangedPrefix):], 10, 64); err == nil {
+			eventHub.Publish(projectID)
 		}
 	}
 }

@@ -10,6 +10,14 @@ const (
 	EventPipeline EventKind = "pipeline"
 )
 
+// HookName is the X-Gitlab-Event header of the kind's webhook deliveries.
+func (k EventKind) HookName() string {
+	if k == EventPipeline {
+		return "Pipeline Hook"
+	}
+	return "Job Hook"
+}
+
 // StatusEvent is one status change of a job or pipeline, as recorded with
 // the change. Names, ref, sha and times are those of the moment.
 type StatusEvent struct {

@@ -56,6 +56,9 @@ type Config struct {
 	// ArtifactExpiryInterval is how often expired artifacts are deleted
 	// (0: never).
 	ArtifactExpiryInterval time.Duration
+	// EventRetention is how long job and pipeline status events are kept
+	// (how far back an event stream can resume).
+	EventRetention time.Duration
 }
 
 // Defaults returns the configuration before environment and flags.
@@ -75,6 +78,7 @@ func Defaults() Config {
 		MaxArtifactSizeMB: 100,
 		// GitLab's expiry cron runs every seven minutes.
 		ArtifactExpiryInterval: 7 * time.Minute,
+		EventRetention:         24 * time.Hour,
 	}
 }
 
@@ -121,6 +125,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envInt("GANTRY_MAX_ARTIFACT_SIZE_MB", &c.MaxArtifactSizeMB)
 	envInt("GANTRY_SQLITE_READERS", &c.SQLiteReaders)
 	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
+	envDur("GANTRY_EVENT_RETENTION", &c.EventRetention)
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
 	envDur("GANTRY_LONG_POLL", &c.LongPoll)
 	envDur("GANTRY_JOB_RECHECK", &c.JobRecheck)
@@ -139,6 +144,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size (GANTRY_DB_MAX_CONNS)")
 	fs.IntVar(&c.SQLiteReaders, "sqlite-readers", c.SQLiteReaders, "SQLite read connections (GANTRY_SQLITE_READERS)")
 	fs.DurationVar(&c.ArchiveBuildsOlderThan, "archive-builds-older-than", c.ArchiveBuildsOlderThan, "archive jobs older than this; 0 never (GANTRY_ARCHIVE_BUILDS_OLDER_THAN)")
+	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long job and pipeline status events are kept (GANTRY_EVENT_RETENTION)")
 	fs.DurationVar(&c.ReadCacheTTL, "read-cache-ttl", c.ReadCacheTTL, "how stale cached tokens, projects and memberships may be; 0 disables (GANTRY_READ_CACHE_TTL)")
 	fs.StringVar(&c.RunnerRegistrationToken, "runner-registration-token", c.RunnerRegistrationToken, "enables legacy runner registration with this token (GANTRY_RUNNER_REGISTRATION_TOKEN)")
 	fs.StringVar(&c.ObjectStoreURL, "object-store-url", c.ObjectStoreURL, "s3://bucket[/prefix]?endpoint=host:port&region=…&insecure=true&path_style=true; empty keeps blobs under the data dir (GANTRY_OBJECT_STORE_URL; keys only from the environment)")
