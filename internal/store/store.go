@@ -573,9 +573,10 @@ type Hooks interface {
 	// DeleteHook deletes a hook with its deliveries.
 	DeleteHook(ctx context.Context, projectID, id int64) error
 	// ClaimHookDeliveries takes up to limit pending deliveries due at now,
-	// counts the attempt and moves their next attempt to leaseUntil, so
-	// that other workers pass them by while this one sends (and retry them
-	// should it die). Rows locked by another claim are skipped.
+	// counts the attempt, clears the previous attempt's outcome and moves
+	// their next attempt to leaseUntil, so that other workers pass them by
+	// while this one sends (and retry them should it die). Rows locked by
+	// another claim are skipped.
 	ClaimHookDeliveries(ctx context.Context, now, leaseUntil time.Time, limit int) ([]*ClaimedDelivery, error)
 	// RecordHookAttempt stores an attempt's outcome, unless the delivery
 	// was claimed again since (then it reports ErrConflict).

@@ -112,7 +112,8 @@ func (db *DB) ClaimHookDeliveries(ctx context.Context, now, leaseUntil time.Time
 	}
 	var ids []int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, db.q(`UPDATE hook_deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ?
+		rows, err := tx.QueryContext(ctx, db.q(`UPDATE hook_deliveries SET attempts = attempts + 1, next_attempt_at = ?, updated_at = ?,
+			response_status = NULL, response_excerpt = '', error = '', duration = NULL
 			WHERE id IN (SELECT id FROM hook_deliveries WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`+lock+`)
 			RETURNING id`), tm(leaseUntil), tm(now), tm(now), limit)
 		ids, err = collect(rows, err, func(s scanner) (int64, error) {
