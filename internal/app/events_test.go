@@ -266,7 +266,9 @@ func TestWebhookDeliveries(t *testing.T) {
 			}
 
 			commitCI(t, n, files)
-			waitFor(t, "first attempts", func() bool { return attempted(jobHook.ID, 1)() && attempted(downHook.ID, 1)() && len(pipes.received()) == 1 })
+			waitFor(t, "first attempts", func() bool {
+				return attempted(jobHook.ID, 1)() && attempted(downHook.ID, 1)() && len(pipes.received()) == 1
+			})
 			// Failed deliveries come back after 10 s, then 20, 40 and 80 s.
 			for i, wait := range []time.Duration{10, 20, 40, 80} {
 				clock.Advance(wait * time.Second)
