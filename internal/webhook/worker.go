@@ -189,6 +189,12 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	total := 0
 	for ctx.Err() == nil {
 		now := w.now()
+		// A read first: most wake-ups find nothing due, and a claim is a
+		// write (on SQLite, a turn of the single writer).
+		due, err := w.store.NextHookAttemptAt(ctx)
+		if err != nil || due == nil || due.After(now) {
+			return total, err
+		}
 		claimed, err := w.store.ClaimHookDeliveries(ctx, now, now.Add(w.cfg.Timeout+30*time.Second), batch)
 		if err != nil {
 			return total, err
