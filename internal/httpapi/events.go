@@ -112,6 +112,11 @@ func (a *API) handleEventStream(w http.ResponseWriter, r *http.Request) error {
 	if !acceptsEventStream(r) {
 		return errMessage(http.StatusNotAcceptable, "406 Not Acceptable - send Accept: text/event-stream")
 	}
+	if r.Method == http.MethodHead {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		return nil // a stream has no end to wait for
+	}
 	f.ProjectID = pv.project.ID
 	s := events.Stream{Store: a.store, Hub: a.eventHub, Render: renderStatusEvent, Poll: a.cfg.LogFollowPoll, KeepAlive: a.cfg.EventKeepAlive}
 	ctx := r.Context()
