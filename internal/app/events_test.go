@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
 	"gantry/internal/app"
 	"gantry/internal/config"
 	"gantry/internal/testenv"
@@ -311,7 +313,16 @@ func TestWebhookDeliveries(t *testing.T) {
 				t.Fatalf("given up %+v after %d requests", failed, len(down.received()))
 			}
 
+			// The official Go client reads both payloads as GitLab's.
+			parsedJob, err := gitlab.ParseWebhook(gitlab.EventType(got[0].header.Get("X-Gitlab-Event")), got[0].body)
+			if je, ok := parsedJob.(*gitlab.JobEvent); err != nil || !ok || je.BuildID != int64(job["build_id"].(float64)) || je.BuildStatus != "pending" || je.ProjectID != pid {
+				t.Fatalf("client-go reads the job hook as %T %+v: %v", parsedJob, parsedJob, err)
+			}
 			pr := pipes.received()[0]
+			parsedPipe, err := gitlab.ParseWebhook(gitlab.EventType(pr.header.Get("X-Gitlab-Event")), pr.body)
+			if pe, ok := parsedPipe.(*gitlab.PipelineEvent); err != nil || !ok || pe.ObjectAttributes.Status != "pending" || len(pe.Builds) != 1 || pe.Builds[0].Name != "build" {
+				t.Fatalf("client-go reads the pipeline hook as %T %+v: %v", parsedPipe, parsedPipe, err)
+			}
 			var pl map[string]any
 			_ = json.Unmarshal(pr.body, &pl)
 			attrs, _ := pl["object_attributes"].(map[string]any)
