@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,11 @@ benchmarks:
   idle-conns  the server's memory with 10,000 long-polling runners (separate process)
   runners     job pickup latency with idle long-polling runners, idle polls'
               requests and database writes, no-op job throughput, log ingest
+  nodes       1, 2 and 3 gantry server processes on one PostgreSQL: job
+              throughput, cross-node pickup latency, and the database's load
+              with 0 to 10,000 idle long-polling runners (needs PostgreSQL)
+  webui       every kind of web page (sequential requests, p50 and p99) on a
+              project of 1,000,000 jobs with a 50 MiB job log
   blobs       blob Put and Open+read throughput (MB/s) on the file store and
               on S3 (a versitygw started on loopback, data on the same disk)
 `
@@ -92,6 +98,20 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.JobsList(ctx, o, stdout)
 		return err
+	case "webui":
+		fs := flag.NewFlagSet("gantry bench webui", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.WebUIOptions{}
+		dbURL, stores := storeFlags(fs, getenv, stderr)
+		fs.IntVar(&o.Jobs, "jobs", 1_000_000, "jobs loaded into the project")
+		fs.IntVar(&o.Requests, "requests", 200, "sequential requests per page")
+		fs.IntVar(&o.LogMiB, "log-mib", 50, "size of one job's log in MiB")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		o.Stores, o.DatabaseURL = stores(), *dbURL
+		_, err := bench.WebUI(ctx, o, stdout)
+		return err
 	case "pipeline":
 		fs := flag.NewFlagSet("gantry bench pipeline", flag.ContinueOnError)
 		fs.SetOutput(stderr)
@@ -124,13 +144,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	case "runners":
 		fs := flag.NewFlagSet("gantry bench runners", flag.ContinueOnError)
 		fs.SetOutput(stderr)
-		o := bench.RunnersOptions{LogChunk: 4096}
+		o := bench.RunnersOptions{}
 		dbURL, stores := storeFlags(fs, getenv, stderr)
 		fs.IntVar(&o.IdleRunners, "idle-runners", 500, "long-polling runners during the pickup measurement")
 		fs.IntVar(&o.Pickups, "pickups", 300, "jobs made pending one at a time")
 		fs.IntVar(&o.WorkRunners, "work-runners", 50, "runners driving no-op jobs")
 		fs.IntVar(&o.Jobs, "jobs", 5000, "no-op jobs")
 		fs.IntVar(&o.LogJobs, "log-jobs", 1000, "running jobs appending logs")
+		fs.IntVar(&o.LogChunk, "log-chunk", 4096, "bytes per log append")
 		fs.DurationVar(&o.IdleFor, "idle-for", 10*time.Second, "how long idle polling is observed")
 		fs.DurationVar(&o.LongPoll, "long-poll", 20*time.Second, "server long-poll hold")
 		if err := fs.Parse(args[1:]); err != nil {
@@ -138,6 +159,37 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		o.Stores, o.DatabaseURL = stores(), *dbURL
 		_, err := bench.Runners(ctx, o, stdout)
+		return err
+	case "nodes":
+		fs := flag.NewFlagSet("gantry bench nodes", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		o := bench.NodesOptions{}
+		dbURL := fs.String("database-url", getenv("GANTRY_BENCH_DATABASE_URL"), "PostgreSQL URL (GANTRY_BENCH_DATABASE_URL); each cluster gets a schema of its own, dropped afterwards")
+		counts := fs.String("nodes", "1,2,3", "cluster sizes")
+		idle := fs.String("idle-runners", "0,100,1000,10000", "idle long-polling runner counts at which database load is measured (largest cluster)")
+		fs.IntVar(&o.Runners, "runners", 100, "runners working jobs")
+		fs.IntVar(&o.Jobs, "jobs", 3000, "jobs per cluster size")
+		fs.IntVar(&o.Pickups, "pickups", 50, "cross-node pickups measured")
+		fs.DurationVar(&o.IdleFor, "idle-for", 15*time.Second, "each idle window")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *dbURL == "" {
+			return errors.New("gantry bench nodes needs PostgreSQL: -database-url or GANTRY_BENCH_DATABASE_URL")
+		}
+		var err error
+		if o.NodeCounts, err = positiveInts(*counts, 1); err != nil {
+			return fmt.Errorf("-nodes: %w", err)
+		}
+		if o.IdleRunners, err = positiveInts(*idle, 0); err != nil {
+			return fmt.Errorf("-idle-runners: %w", err)
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		o.Binary, o.DatabaseURL = exe, *dbURL
+		_, _, err = bench.Nodes(ctx, o, stdout)
 		return err
 	case "blobs":
 		fs := flag.NewFlagSet("gantry bench blobs", flag.ContinueOnError)
@@ -167,4 +219,17 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	fmt.Fprint(stderr, benchUsage)
 	return fmt.Errorf("unknown benchmark %q", args[0])
+}
+
+// positiveInts parses a comma-separated list of integers of at least least.
+func positiveInts(s string, least int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < least {
+			return nil, fmt.Errorf("%q: want integers of at least %d", f, least)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

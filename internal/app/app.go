@@ -32,6 +32,7 @@ import (
 	"gantry/internal/store/cache"
 	"gantry/internal/store/postgres"
 	"gantry/internal/store/sqlite"
+	"gantry/internal/web"
 	"gantry/internal/webhook"
 )
 
@@ -46,6 +47,7 @@ type App struct {
 	Config    config.Config
 	Store     store.Store
 	API       *httpapi.API
+	Web       *web.Server
 	Repos     *githost.Repos
 	Pipelines *pipeline.Service
 	Runners   *runnerapi.API
@@ -206,10 +208,32 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		LogFollowPoll: cfg.LogFollowPoll,
 	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
 		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub, EventHub: eventHub})
-	return &App{Config: cfg, Store: st, API: api, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
+	ui, err := web.New(web.Config{ExternalURL: cfg.ExternalURL, SessionTTL: cfg.SessionTTL, LogFollowPoll: cfg.LogFollowPoll, Version: Version},
+		web.Deps{Store: st, API: api, Blobs: blobs, LogHub: logHub, OnLogRead: runners.WatchLog, Logger: opt.Logger, Now: opt.Now})
+	if err != nil {
+		if events != nil {
+			events.Close()
+		}
+		if opt.Store == nil {
+			st.Close()
+		}
+		return nil, fmt.Errorf("web UI: %w", err)
+	}
+	return &App{Config: cfg, Store: st, API: api, Web: ui, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry:      expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval),
 		LogArchiver: archiver, LogHub: logHub, EventHub: eventHub, Hooks: hooks, Events: events, relay: relay,
-		watchdog: runners.NewWatchdog(), log: opt.Logger, reg: reg, now: opt.Now}, nil
+		watchdog: newWatchdog(runners, cfg.JobSilentTimeout), log: opt.Logger, reg: reg, now: opt.Now}, nil
+}
+
+// newWatchdog fails jobs silent for longer than silent, looking a few
+// times per silent period (at most every 10 s).
+func newWatchdog(runners *runnerapi.API, silent time.Duration) *runnerapi.Watchdog {
+	wd := runners.NewWatchdog()
+	if silent > 0 {
+		wd.Silent = silent
+		wd.Interval = min(wd.Interval, silent/4)
+	}
+	return wd
 }
 
 // Start runs the background workers; Close stops them.
@@ -275,6 +299,15 @@ func (a *App) Bootstrap(ctx context.Context) (string, error) {
 	if _, err := a.Store.CreateToken(ctx, store.CreateTokenParams{UserID: root.ID, Name: "initial root token", Digest: ci.HashToken(secret), Scopes: []ci.Scope{ci.ScopeAPI}, Now: now}); err != nil {
 		return "", fmt.Errorf("create root token: %w", err)
 	}
+	if pw := a.Config.InitialRootPassword; pw != "" {
+		digest, err := ci.HashPassword(pw)
+		if err != nil {
+			return "", err
+		}
+		if err := a.Store.SetUserPassword(ctx, root.ID, digest); err != nil {
+			return "", fmt.Errorf("set root password: %w", err)
+		}
+	}
 	if generated {
 		return secret, nil
 	}
@@ -286,7 +319,16 @@ func (a *App) Handler() http.Handler {
 	mux := http.NewServeMux()
 	api := a.API.Handler()
 	mux.Handle("/api/v4/", api)
-	mux.Handle("/", a.gitHandler())
+	git, ui := a.gitHandler(), a.Web.Handler()
+	// Repositories (/<path>.git/…, and smart-HTTP requests without .git)
+	// go to git; every other path is a page.
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if githost.IsGitRequest(r) {
+			git.ServeHTTP(w, r)
+			return
+		}
+		ui.ServeHTTP(w, r)
+	}))
 	mux.Handle("/-/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /-/liveness", func(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, http.StatusOK, `{"status":"ok"}`)

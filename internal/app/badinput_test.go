@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gantry/internal/app"
 	"gantry/internal/ci"
@@ -61,11 +62,17 @@ func TestBadInputMatrix(t *testing.T) {
 // protocol's included) on the seeded fixture.
 func seededApp(t *testing.T, b testenv.Backend) (*app.App, *testenv.Fixture, *httptest.Server) {
 	t.Helper()
+	return seededAppAt(t, b, nil)
+}
+
+// seededAppAt is seededApp with a clock (nil: the real one).
+func seededAppAt(t *testing.T, b testenv.Backend, now func() time.Time) (*app.App, *testenv.Fixture, *httptest.Server) {
+	t.Helper()
 	st := b.Open(t)
 	fx := testenv.Seed(t, st)
 	cfg := config.Defaults()
 	cfg.DataDir, cfg.ExternalURL = t.TempDir(), "http://127.0.0.1"
-	a, err := app.New(context.Background(), cfg, app.Options{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	a, err := app.New(context.Background(), cfg, app.Options{Store: st, Logger: slog.New(slog.DiscardHandler), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func (g *gitAuth) Authorize(r *http.Request, fullPath string) (githost.Access, b
 			}
 			return githost.Access{}, false, true, nil
 		}
-		acc.CanRead = p.Visibility != ci.Private || v.Access >= ci.Reporter || (user != nil && user.Admin) || p.Visibility == ci.Private && v.Access >= ci.Guest
+		acc.CanRead = ci.CanReadCode(p, v)
 		acc.CanWrite = user != nil && (user.Admin || v.Access >= ci.Developer)
 		if acc.CanWrite {
 			if acc.Rules, err = pushRules(ctx, g.store, p.ID, v); err != nil {

@@ -126,13 +126,9 @@ func serve(h http.Handler) (string, func(), error) {
 
 // JobsList runs the benchmark on each store and writes a report.
 func JobsList(ctx context.Context, o JobsListOptions, out io.Writer) ([]JobsListReport, error) {
-	var reports []JobsListReport
-	for _, name := range o.Stores {
-		rep, err := jobsListOne(ctx, name, o, out)
-		if err != nil {
-			return reports, fmt.Errorf("%s: %w", name, err)
-		}
-		reports = append(reports, rep)
+	reports, err := perStore(o.Stores, func(name string) (JobsListReport, error) { return jobsListOne(ctx, name, o, out) })
+	if err != nil {
+		return reports, err
 	}
 	fmt.Fprintf(out, "\n%-9s %10s %12s %12s %7s %9s %9s %10s %11s\n", "store", "jobs", "gantry rps", "ceiling rps", "ratio", "p50 ms", "p99 ms", "page1 ms", "page5000 ms")
 	for _, r := range reports {

@@ -91,8 +91,32 @@ func Load(ctx context.Context, conns int, d time.Duration, next func(worker, i i
 	return r
 }
 
+// perStore runs a benchmark on each store in turn; the first failure
+// stops it, naming its store.
+func perStore[R any](stores []string, run func(store string) (R, error)) ([]R, error) {
+	var reps []R
+	for _, name := range stores {
+		r, err := run(name)
+		if err != nil {
+			return reps, fmt.Errorf("%s: %w", name, err)
+		}
+		reps = append(reps, r)
+	}
+	return reps, nil
+}
+
 // Sequential times n one-at-a-time requests to u and returns the median.
 func Sequential(ctx context.Context, n int, u string, h http.Header) (time.Duration, error) {
+	lat, err := Latencies(ctx, n, u, h)
+	if err != nil {
+		return 0, err
+	}
+	return lat[len(lat)/2], nil
+}
+
+// Latencies times n one-at-a-time requests to u, sorted ascending; any
+// answer but 200 is an error.
+func Latencies(ctx context.Context, n int, u string, h http.Header) ([]time.Duration, error) {
 	client := newClient(1)
 	defer client.CloseIdleConnections()
 	var lat []time.Duration
@@ -102,15 +126,15 @@ func Sequential(ctx context.Context, n int, u string, h http.Header) (time.Durat
 		t0 := time.Now()
 		res, err := client.Do(req)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 		if res.StatusCode != http.StatusOK {
-			return 0, fmt.Errorf("%s: status %d", u, res.StatusCode)
+			return nil, fmt.Errorf("%s: status %d", u, res.StatusCode)
 		}
 		lat = append(lat, time.Since(t0))
 	}
 	slices.Sort(lat)
-	return lat[len(lat)/2], nil
+	return lat, nil
 }

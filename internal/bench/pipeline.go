@@ -69,13 +69,9 @@ func GenerateConfig(n, stages int) string {
 
 // Pipeline runs the benchmark on each store and writes a report.
 func Pipeline(ctx context.Context, o PipelineOptions, out io.Writer) ([]PipelineReport, error) {
-	var reps []PipelineReport
-	for _, name := range o.Stores {
-		r, err := pipelineOne(ctx, name, o, out)
-		if err != nil {
-			return reps, fmt.Errorf("%s: %w", name, err)
-		}
-		reps = append(reps, r)
+	reps, err := perStore(o.Stores, func(name string) (PipelineReport, error) { return pipelineOne(ctx, name, o, out) })
+	if err != nil {
+		return reps, err
 	}
 	fmt.Fprintf(out, "\n%-9s %6s %12s %14s %8s %18s\n", "store", "jobs", "create ms", "process ms", "steps", "per-job steps ms")
 	for _, r := range reps {

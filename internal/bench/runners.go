@@ -194,13 +194,9 @@ func Runners(ctx context.Context, o RunnersOptions, out io.Writer) ([]RunnersRep
 	if o.LongPoll == 0 {
 		o.LongPoll = 20 * time.Second
 	}
-	var reps []RunnersReport
-	for _, name := range o.Stores {
-		r, err := runnersOne(ctx, name, o, out)
-		if err != nil {
-			return reps, fmt.Errorf("%s: %w", name, err)
-		}
-		reps = append(reps, r)
+	reps, err := perStore(o.Stores, func(name string) (RunnersReport, error) { return runnersOne(ctx, name, o, out) })
+	if err != nil {
+		return reps, err
 	}
 	fmt.Fprintf(out, "\n%-9s %12s %12s %14s %14s %10s %12s %10s\n", "store", "pickup p50", "pickup p99", "idle req/s/rn", "writes/idle poll", "jobs/s", "ingest MB/s", "RSS MB")
 	for _, r := range reps {

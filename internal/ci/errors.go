@@ -10,4 +10,7 @@ var (
 	ErrInvalid      = errors.New("invalid")
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrForbidden    = errors.New("forbidden")
+	// ErrUnavailable: a backend (the database) could not be reached; the
+	// request may succeed when retried.
+	ErrUnavailable = errors.New("unavailable")
 )

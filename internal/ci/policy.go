@@ -34,6 +34,15 @@ func CanReadBuilds(p *Project, v Viewer) bool {
 	return p.PublicBuilds
 }
 
+// CanReadCode is GitLab's read_code (download_code): anyone who can see a
+// public or internal project; reporters and above on a private one.
+func CanReadCode(p *Project, v Viewer) bool {
+	if !CanReadProject(p, v) {
+		return false
+	}
+	return p.Visibility != Private || v.Access >= Reporter || v.User != nil && v.User.Admin
+}
+
 // CanReadPipelines is GitLab's read_pipeline.
 func CanReadPipelines(p *Project, v Viewer) bool { return CanReadBuilds(p, v) }
 

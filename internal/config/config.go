@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gantry/internal/ci"
 )
 
 // Config is the server's configuration. The environment names are a
@@ -22,7 +24,12 @@ type Config struct {
 	ExternalURL      string
 	DatabaseURL      string
 	InitialRootToken string
-	LogLevel         string
+	// InitialRootPassword is root's web sign-in password on first start
+	// (empty: root has none until one is set).
+	InitialRootPassword string
+	LogLevel            string
+	// SessionTTL is how long a web sign-in lasts.
+	SessionTTL time.Duration
 	// DBMaxConns bounds the PostgreSQL pool of this node.
 	DBMaxConns int
 	// SQLiteReaders is the size of SQLite's read pool.
@@ -37,6 +44,9 @@ type Config struct {
 	// JobRecheck is how often a held job request on PostgreSQL looks for
 	// work again, in case another node's notification was lost.
 	JobRecheck time.Duration
+	// JobSilentTimeout is how long a running job may go without hearing
+	// from its runner before the watchdog fails it (stuck_or_timeout_failure).
+	JobSilentTimeout time.Duration
 	// LogFollowPoll is how often a live log stream looks for changes no
 	// notification announced.
 	LogFollowPoll time.Duration
@@ -64,16 +74,19 @@ type Config struct {
 // Defaults returns the configuration before environment and flags.
 func Defaults() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		DataDir:         "./gantry-data",
-		LogLevel:        "info",
-		DBMaxConns:      16,
-		SQLiteReaders:   4,
-		ShutdownTimeout: 15 * time.Second,
-		ReadCacheTTL:    time.Second,
-		LongPoll:        50 * time.Second,
-		JobRecheck:      time.Minute,
-		LogFollowPoll:   2 * time.Second,
+		Listen:           "127.0.0.1:8080",
+		DataDir:          "./gantry-data",
+		LogLevel:         "info",
+		DBMaxConns:       16,
+		SQLiteReaders:    4,
+		ShutdownTimeout:  15 * time.Second,
+		ReadCacheTTL:     time.Second,
+		LongPoll:         50 * time.Second,
+		JobRecheck:       time.Minute,
+		JobSilentTimeout: 15 * time.Minute,
+		LogFollowPoll:    2 * time.Second,
+		// GitLab's default session_expire_delay: one week.
+		SessionTTL: 7 * 24 * time.Hour,
 		// GitLab's default instance max_artifacts_size.
 		MaxArtifactSizeMB: 100,
 		// GitLab's expiry cron runs every seven minutes.
@@ -95,6 +108,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	env("GANTRY_EXTERNAL_URL", &c.ExternalURL)
 	env("GANTRY_DATABASE_URL", &c.DatabaseURL)
 	env("GANTRY_INITIAL_ROOT_TOKEN", &c.InitialRootToken)
+	env("GANTRY_INITIAL_ROOT_PASSWORD", &c.InitialRootPassword)
 	env("GANTRY_LOG_LEVEL", &c.LogLevel)
 	env("GANTRY_RUNNER_REGISTRATION_TOKEN", &c.RunnerRegistrationToken)
 	env("GANTRY_OBJECT_STORE_URL", &c.ObjectStoreURL)
@@ -129,7 +143,9 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
 	envDur("GANTRY_LONG_POLL", &c.LongPoll)
 	envDur("GANTRY_JOB_RECHECK", &c.JobRecheck)
+	envDur("GANTRY_JOB_SILENT_TIMEOUT", &c.JobSilentTimeout)
 	envDur("GANTRY_ARTIFACT_EXPIRY_INTERVAL", &c.ArtifactExpiryInterval)
+	envDur("GANTRY_SESSION_TTL", &c.SessionTTL)
 	if len(errs) > 0 {
 		return c, nil, fmt.Errorf("config: %s", strings.Join(errs, "; "))
 	}
@@ -140,6 +156,8 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.StringVar(&c.ExternalURL, "external-url", c.ExternalURL, "base of every URL the server writes (GANTRY_EXTERNAL_URL)")
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "postgres://… selects PostgreSQL; empty means SQLite (GANTRY_DATABASE_URL)")
 	fs.StringVar(&c.InitialRootToken, "initial-root-token", c.InitialRootToken, "root's token on first start (GANTRY_INITIAL_ROOT_TOKEN)")
+	fs.StringVar(&c.InitialRootPassword, "initial-root-password", c.InitialRootPassword, "root's web sign-in password on first start (GANTRY_INITIAL_ROOT_PASSWORD)")
+	fs.DurationVar(&c.SessionTTL, "session-ttl", c.SessionTTL, "how long a web sign-in lasts (GANTRY_SESSION_TTL)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (GANTRY_LOG_LEVEL)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size (GANTRY_DB_MAX_CONNS)")
 	fs.IntVar(&c.SQLiteReaders, "sqlite-readers", c.SQLiteReaders, "SQLite read connections (GANTRY_SQLITE_READERS)")
@@ -150,6 +168,7 @@ func Load(name string, args []string, getenv func(string) string) (Config, *flag
 	fs.StringVar(&c.ObjectStoreURL, "object-store-url", c.ObjectStoreURL, "s3://bucket[/prefix]?endpoint=host:port&region=…&insecure=true&path_style=true; empty keeps blobs under the data dir (GANTRY_OBJECT_STORE_URL; keys only from the environment)")
 	fs.DurationVar(&c.LongPoll, "long-poll", c.LongPoll, "how long an idle runner's job request is held (GANTRY_LONG_POLL)")
 	fs.DurationVar(&c.JobRecheck, "job-recheck", c.JobRecheck, "on PostgreSQL, how often a held job request looks for work in case a wake-up from another node was lost (GANTRY_JOB_RECHECK)")
+	fs.DurationVar(&c.JobSilentTimeout, "job-silent-timeout", c.JobSilentTimeout, "how long a running job may go without hearing from its runner before it is failed (GANTRY_JOB_SILENT_TIMEOUT)")
 	fs.IntVar(&c.MaxArtifactSizeMB, "max-artifact-size-mb", c.MaxArtifactSizeMB, "largest artifact upload in MB; larger ones get 413 (GANTRY_MAX_ARTIFACT_SIZE_MB)")
 	fs.DurationVar(&c.ArtifactExpiryInterval, "artifact-expiry-interval", c.ArtifactExpiryInterval, "how often expired artifacts are deleted; 0 never (GANTRY_ARTIFACT_EXPIRY_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
@@ -169,6 +188,14 @@ func (c *Config) finish() error {
 	if !strings.HasPrefix(c.ExternalURL, "http://") && !strings.HasPrefix(c.ExternalURL, "https://") {
 		return fmt.Errorf("config: external URL %q must start with http:// or https://", c.ExternalURL)
 	}
+	if c.InitialRootPassword != "" {
+		if problem := ci.PasswordProblem(c.InitialRootPassword); problem != "" {
+			return fmt.Errorf("config: initial root password %s", problem)
+		}
+	}
+	if c.SessionTTL <= 0 {
+		return fmt.Errorf("config: session TTL must be positive")
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
 		return fmt.Errorf("config: database URL must be postgres://…")
 	}
@@ -178,6 +205,9 @@ func (c *Config) finish() error {
 			return err
 		}
 		c.ObjectStore = o
+	}
+	if c.JobSilentTimeout <= 0 {
+		return fmt.Errorf("config: the job silent timeout must be positive")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

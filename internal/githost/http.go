@@ -72,7 +72,8 @@ const (
 // realm="GitLab"` if the request carried no credentials or the Authorizer
 // reports them as not authenticated (git then retries with credentials;
 // unknown projects are not distinguished from private ones here), otherwise
-// 403 for a push to a readable project and 404 in all other cases.
+// 403 for a push to a readable project or a fetch from a visible one, and
+// 404 in all other cases.
 //
 // The repository is chosen only by Access.ProjectID; fullPath is never used
 // to touch the filesystem. The real `git http-backend` runs as a CGI
@@ -98,6 +99,21 @@ type gitHandler struct {
 	auth   Authorizer
 	onPush PushHook
 	log    *slog.Logger
+}
+
+// IsGitRequest tells repository traffic from pages: a path with a
+// segment ending in .git, or a smart-HTTP request. Whatever follows a
+// "/-/" segment is a page's (GitLab reserves "-" as a path segment).
+func IsGitRequest(req *http.Request) bool {
+	p := req.URL.Path
+	if i := strings.Index(p, "/-/"); i >= 0 {
+		p = p[:i]
+	}
+	if strings.Contains(p, ".git/") || strings.HasSuffix(p, ".git") {
+		return true
+	}
+	_, _, _, ok := parseGitPath(req)
+	return ok
 }
 
 // parseGitPath splits a smart-HTTP URL path into the project full path and
@@ -172,6 +188,9 @@ func (h *gitHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			http.Error(w, "HTTP Basic: Access denied", http.StatusUnauthorized)
 		case found && push && acc.CanRead:
 			http.Error(w, "You are not allowed to push code to this project.", http.StatusForbidden)
+		case found && !push && acc.ProjectID > 0:
+			// The project is visible (a guest of a private one) but its code is not.
+			http.Error(w, "You are not allowed to download code from this project.", http.StatusForbidden)
 		default:
 			http.Error(w, "The project you were looking for could not be found or you don't have permission to view it.", http.StatusNotFound)
 		}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -58,6 +59,74 @@ func cancelable(s ci.JobStatus) bool {
 		return true
 	}
 	return false
+}
+
+// retryable is GitLab's retry event: a finished job not yet retried.
+func retryable(j *ci.Job) bool {
+	return !j.Retried && (j.Status == ci.StatusSuccess || j.Status == ci.StatusFailed || j.Status == ci.StatusCanceled || j.Status == ci.StatusCanceling)
+}
+
+// playable is a manual or delayed job waiting to be started.
+func playable(j *ci.Job) bool {
+	return (j.When == "manual" || j.When == "delayed") && (j.Status == ci.StatusManual || j.Status == ci.StatusScheduled)
+}
+
+// mayErase is erase_build: maintainers, or developers on their own jobs.
+func mayErase(pv *projectView, j *ci.Job) bool {
+	own := j.UserID != nil && pv.viewer.User != nil && *j.UserID == pv.viewer.User.ID
+	return ci.CanAdminBuilds(pv.project, pv.viewer) || own && pv.canUpdateBuilds()
+}
+
+// erasable is a finished job, not yet erased, with a log or artifacts.
+func (a *API) erasable(ctx context.Context, j *ci.Job) (bool, error) {
+	if !j.Status.Completed() || j.ErasedAt != nil {
+		return false, nil
+	}
+	arts, err := a.store.ArtifactsByJobIDs(ctx, []int64{j.ID})
+	if err != nil {
+		return false, err
+	}
+	if len(arts[j.ID]) > 0 {
+		return true, nil
+	}
+	size, err := a.store.TraceSize(ctx, j.ID)
+	return size > 0, err
+}
+
+// JobAbilities are the actions a user may take on a job now.
+type JobAbilities struct {
+	Cancel, Retry, Play, Erase bool
+}
+
+// JobAbilities applies the rules the action routes enforce, so a page
+// shows only the buttons that would work (the routes still check).
+func (a *API) JobAbilities(ctx context.Context, user *ci.User, p *ci.Project, j *ci.Job) (JobAbilities, error) {
+	var out JobAbilities
+	if user == nil || user.State != "active" || a.archived(j, a.now()) {
+		return out, nil
+	}
+	pv := &projectView{project: p, viewer: ci.Viewer{User: user}}
+	var err error
+	if pv.viewer.Access, err = a.store.ProjectAccess(ctx, user.ID, p); err != nil {
+		return out, err
+	}
+	if !pv.canReadBuilds() {
+		return out, nil
+	}
+	refOK, err := a.refAllows(ctx, pv, j.Ref, j.Tag)
+	if err != nil || !refOK {
+		return out, err
+	}
+	update := pv.canUpdateBuilds()
+	out.Cancel = update && j.Kind == ci.KindBuild && cancelable(j.Status)
+	out.Retry = update && retryable(j)
+	out.Play = update && playable(j)
+	if j.Kind == ci.KindBuild && mayErase(pv, j) {
+		if out.Erase, err = a.erasable(ctx, j); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }
 
 // POST /projects/:id/jobs/:job_id/cancel
@@ -120,9 +189,7 @@ func (a *API) handleRetryJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	retryable := !j.Retried && !a.archived(j, a.now()) &&
-		(j.Status == ci.StatusSuccess || j.Status == ci.StatusFailed || j.Status == ci.StatusCanceled || j.Status == ci.StatusCanceling)
-	if !retryable {
+	if !retryable(j) || a.archived(j, a.now()) {
 		return errForbiddenReason("Job is not retryable")
 	}
 	ids, err := a.store.RetryJobs(r.Context(), store.RetryParams{PipelineID: j.PipelineID, JobIDs: []int64{j.ID}, UserID: &pv.ident.User.ID,
@@ -147,24 +214,17 @@ func (a *API) handleEraseJob(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	own := j.UserID != nil && *j.UserID == pv.ident.User.ID
-	if !ci.CanAdminBuilds(pv.project, pv.viewer) && !(own && pv.canUpdateBuilds()) || a.archived(j, a.now()) {
+	if !mayErase(pv, j) || a.archived(j, a.now()) {
 		return errForbidden
 	}
-	if ok, err := a.refAllows(r, pv, j.Ref, j.Tag); err != nil {
+	if ok, err := a.refAllows(ctx, pv, j.Ref, j.Tag); err != nil {
 		return err
 	} else if !ok {
 		return errForbidden
 	}
-	arts, err := a.store.ArtifactsByJobIDs(ctx, []int64{j.ID})
-	if err != nil {
+	if ok, err := a.erasable(ctx, j); err != nil {
 		return err
-	}
-	size, err := a.store.TraceSize(ctx, j.ID)
-	if err != nil {
-		return err
-	}
-	if !j.Status.Completed() || j.ErasedAt != nil || (len(arts[j.ID]) == 0 && size == 0) {
+	} else if !ok {
 		return errForbiddenReason("Job is not erasable!")
 	}
 	keys, err := a.store.EraseJob(ctx, j.ID, pv.ident.User.ID, a.now())
@@ -281,8 +341,7 @@ func (a *API) handlePlayJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	playable := j.When == "manual" || j.When == "delayed"
-	if !playable || (j.Status != ci.StatusManual && j.Status != ci.StatusScheduled) || a.archived(j, a.now()) {
+	if !playable(j) || a.archived(j, a.now()) {
 		return errBadRequest("Unplayable Job")
 	}
 	played, err := a.store.PlayJob(r.Context(), j.ID, pv.ident.User.ID, vars, a.now())

@@ -25,6 +25,15 @@ func (id *identity) userID() int64 {
 
 func (id *identity) admin() bool { return id != nil && id.User != nil && id.User.Admin }
 
+type signedInKey struct{}
+
+// AsSignedIn marks a request context as made by a user the web UI signed
+// in (by session): the API then acts as that user, as GitLab's session
+// authentication does. Only server code can set it; nothing in a request can.
+func AsSignedIn(ctx context.Context, u *ci.User) context.Context {
+	return context.WithValue(ctx, signedInKey{}, u)
+}
+
 // authMode says which credentials a route accepts.
 type authMode int
 
@@ -50,6 +59,12 @@ func bearer(r *http.Request) string {
 // requests; a presented but bad credential is an error.
 func (a *API) authenticate(r *http.Request, mode authMode) (*identity, error) {
 	ctx := r.Context()
+	if u, ok := ctx.Value(signedInKey{}).(*ci.User); ok {
+		if u.State != "active" {
+			return nil, errForbiddenReason("Your account has been blocked.")
+		}
+		return &identity{User: u}, nil
+	}
 	q := r.URL.Query()
 	bear := bearer(r)
 	if mode == authUserOrJob && bear != "" {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"gantry/internal/ci"
+	"gantry/internal/store"
 )
 
 // apiError is an answer in one of GitLab's error shapes.
@@ -37,7 +38,10 @@ var (
 	errUserNotFound     = errMessage(http.StatusNotFound, "404 User Not Found")
 	errGroupNotFound    = errMessage(http.StatusNotFound, "404 Group Not Found")
 	errNamespaceMissing = errMessage(http.StatusNotFound, "404 Namespace Not Found")
-	errRouteNotFound    = &apiError{status: http.StatusNotFound, body: map[string]string{"error": "404 Not Found"}}
+	// errUnavailable answers while the database cannot be reached; clients
+	// and runners retry it.
+	errUnavailable   = &apiError{status: http.StatusServiceUnavailable, body: map[string]string{"message": "503 Service Unavailable"}, header: map[string]string{"Retry-After": "1"}}
+	errRouteNotFound = &apiError{status: http.StatusNotFound, body: map[string]string{"error": "404 Not Found"}}
 )
 
 func errForbiddenReason(reason string) *apiError {
@@ -85,6 +89,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		ae = errMessage(http.StatusConflict, "409 Conflict")
 	case errors.Is(err, ci.ErrInvalid):
 		ae = errBadRequest("")
+	case store.Unavailable(err) && r.Context().Err() == nil:
+		log.Warn("backend unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = errUnavailable
 	default:
 		if r.Context().Err() != nil {
 			// The client went away; nobody reads this answer.

@@ -77,13 +77,29 @@ func (a *API) pipelineEntity(r *http.Request, p *ci.Project, pl *ci.Pipeline) (*
 	return e, nil
 }
 
+// pipelineAccess says how a pipelines route authenticates.
+type pipelineAccess int
+
+const (
+	// pipelineRead: anonymous callers and job tokens are allowed.
+	pipelineRead pipelineAccess = iota
+	// pipelineReadNoJobToken: anonymous callers are allowed, and a job
+	// token is no credential (GitLab's variables and test report).
+	pipelineReadNoJobToken
+	// pipelineWrite: a user is required.
+	pipelineWrite
+)
+
 // pipelineProject authenticates (anonymous allowed for reads) and checks read_pipeline.
-func (a *API) pipelineProject(r *http.Request, write bool) (*projectView, *params, error) {
+func (a *API) pipelineProject(r *http.Request, access pipelineAccess) (*projectView, *params, error) {
 	var ident *identity
 	var err error
-	if write {
+	switch access {
+	case pipelineWrite:
 		ident, err = a.requireUser(r, authUser)
-	} else {
+	case pipelineReadNoJobToken:
+		ident, err = a.authenticate(r, authUser)
+	default:
 		ident, err = a.authenticate(r, authUserOrJob)
 	}
 	if err != nil {
@@ -100,8 +116,8 @@ func (a *API) pipelineProject(r *http.Request, write bool) (*projectView, *param
 }
 
 // pipelineRequest resolves what every single-pipeline route starts with.
-func (a *API) pipelineRequest(r *http.Request, write bool) (*projectView, *ci.Pipeline, error) {
-	pv, _, err := a.pipelineProject(r, write)
+func (a *API) pipelineRequest(r *http.Request, access pipelineAccess) (*projectView, *ci.Pipeline, error) {
+	pv, _, err := a.pipelineProject(r, access)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,7 +133,7 @@ func (a *API) findPipeline(r *http.Request, pv *projectView) (*ci.Pipeline, erro
 
 // GET /projects/:id/pipelines
 func (a *API) handleListPipelines(w http.ResponseWriter, r *http.Request) error {
-	pv, p, err := a.pipelineProject(r, false)
+	pv, p, err := a.pipelineProject(r, pipelineRead)
 	if err != nil {
 		return err
 	}
@@ -193,7 +209,7 @@ func (a *API) handleListPipelines(w http.ResponseWriter, r *http.Request) error 
 
 // GET /projects/:id/pipelines/:pipeline_id
 func (a *API) handleGetPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, false)
+	pv, pl, err := a.pipelineRequest(r, pipelineRead)
 	if err != nil {
 		return err
 	}
@@ -345,7 +361,7 @@ func (a *API) handleCreatePipeline(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if ok, err := a.refAllows(r, pv, ref, tag); err != nil {
+	if ok, err := a.refAllows(r.Context(), pv, ref, tag); err != nil {
 		return err
 	} else if !ok {
 		return pipelineBaseError("Insufficient permissions for protected ref '" + ref + "'")
@@ -356,7 +372,7 @@ func (a *API) handleCreatePipeline(w http.ResponseWriter, r *http.Request) error
 
 // POST /projects/:id/pipelines/:pipeline_id/cancel
 func (a *API) handleCancelPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, true)
+	pv, pl, err := a.pipelineRequest(r, pipelineWrite)
 	if err != nil {
 		return err
 	}
@@ -385,7 +401,7 @@ func (a *API) processNow(r *http.Request, pipelineID int64) error {
 
 // POST /projects/:id/pipelines/:pipeline_id/retry
 func (a *API) handleRetryPipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, true)
+	pv, pl, err := a.pipelineRequest(r, pipelineWrite)
 	if err != nil {
 		return err
 	}
@@ -416,7 +432,7 @@ func (a *API) handleRetryPipeline(w http.ResponseWriter, r *http.Request) error 
 
 // DELETE /projects/:id/pipelines/:pipeline_id
 func (a *API) handleDeletePipeline(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, true)
+	pv, pl, err := a.pipelineRequest(r, pipelineWrite)
 	if err != nil {
 		return err
 	}
@@ -434,7 +450,7 @@ func (a *API) handleDeletePipeline(w http.ResponseWriter, r *http.Request) error
 
 // GET /projects/:id/pipelines/:pipeline_id/variables
 func (a *API) handlePipelineVariables(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, false)
+	pv, pl, err := a.pipelineRequest(r, pipelineReadNoJobToken)
 	if err != nil {
 		return err
 	}
@@ -477,7 +493,7 @@ const maxReportJobs = 10000
 // GET /projects/:id/pipelines/:pipeline_id/test_report: the pipeline's
 // junit reports summed, one suite per job (parallel jobs share one).
 func (a *API) handleTestReport(w http.ResponseWriter, r *http.Request) error {
-	pv, pl, err := a.pipelineRequest(r, false)
+	pv, pl, err := a.pipelineRequest(r, pipelineReadNoJobToken)
 	if err != nil {
 		return err
 	}

@@ -124,8 +124,8 @@ func byPathID[T any](r *http.Request, name string, find func(id int64) (T, error
 
 // refAllows applies protected branches and tags: acting on CI for a
 // protected ref needs the right to push or merge to it (create, for a tag).
-func (a *API) refAllows(r *http.Request, pv *projectView, ref string, tag bool) (bool, error) {
-	rs, err := a.store.ProtectedRefs(r.Context(), pv.project.ID, ci.RefKindOf(tag))
+func (a *API) refAllows(ctx context.Context, pv *projectView, ref string, tag bool) (bool, error) {
+	rs, err := a.store.ProtectedRefs(ctx, pv.project.ID, ci.RefKindOf(tag))
 	if err != nil {
 		return false, err
 	}
@@ -138,7 +138,7 @@ func (a *API) canUpdateRef(r *http.Request, pv *projectView, ref string, tag boo
 	if !pv.canUpdateBuilds() {
 		return errForbidden
 	}
-	ok, err := a.refAllows(r, pv, ref, tag)
+	ok, err := a.refAllows(r.Context(), pv, ref, tag)
 	if err != nil {
 		return err
 	}

@@ -533,10 +533,37 @@ func (a *API) findGroup(r *http.Request, ident *identity) (*ci.Namespace, ci.Acc
 		return nil, 0, err
 	}
 	visible := ns.Visibility == ci.Public || (ns.Visibility == ci.Internal && ident != nil) || access >= ci.Guest || ident.admin()
+	if !visible && ident != nil && ident.User != nil {
+		if visible, err = a.hasProjectsIn(r, ident.User.ID, ns); err != nil {
+			return nil, 0, err
+		}
+	}
 	if !visible {
 		return nil, 0, errGroupNotFound
 	}
 	return ns, access, nil
+}
+
+// hasProjectsIn is GitLab's has_projects: a member of a project anywhere
+// below a group may read the group.
+func (a *API) hasProjectsIn(r *http.Request, userID int64, ns *ci.Namespace) (bool, error) {
+	prefix := strings.ToLower(ns.FullPath) + "/"
+	f := store.ProjectFilter{ViewerID: userID, Membership: true, Search: prefix, Limit: 100}
+	for {
+		page, err := a.store.ListProjects(r.Context(), f)
+		if err != nil {
+			return false, err
+		}
+		for _, p := range page {
+			if strings.HasPrefix(strings.ToLower(p.FullPath), prefix) {
+				return true, nil
+			}
+		}
+		if len(page) < f.Limit {
+			return false, nil
+		}
+		f.AfterID = page[len(page)-1].ID
+	}
 }
 
 // GET /groups/:id

@@ -47,17 +47,21 @@ func protectedEntity(p *ci.ProtectedRef) any {
 // readable by anyone who reads the code and managed by maintainers; tags
 // are maintainers' throughout.
 func (a *API) protectedRefsProject(r *http.Request, kind ci.RefKind, write bool) (*projectView, *params, error) {
-	pv, p, err := a.userProject(r)
+	// GitLab's protected branches and tags APIs have no authentication
+	// hook: an anonymous caller meets the project lookup (404 when private).
+	ident, err := a.authenticate(r, authUser)
 	if err != nil {
 		return nil, nil, err
 	}
-	admin := ci.CanAdminBuilds(pv.project, pv.viewer)
-	readCode := pv.project.Visibility != ci.Private || pv.viewer.Access >= ci.Reporter || pv.viewer.User != nil && pv.viewer.User.Admin
+	pv, p, err := a.paramsAndProject(r, ident)
+	if err != nil {
+		return nil, nil, err
+	}
 	if write || kind == ci.RefTag {
-		if !admin {
+		if !ci.CanAdminBuilds(pv.project, pv.viewer) {
 			return nil, nil, errForbidden
 		}
-	} else if !readCode {
+	} else if !ci.CanReadCode(pv.project, pv.viewer) {
 		return nil, nil, errForbidden
 	}
 	return pv, p, nil

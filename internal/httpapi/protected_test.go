@@ -16,7 +16,8 @@ func TestProtectedRefs(t *testing.T) {
 		// Before protection a developer retries a job on main.
 		expect(t, e.action("developer", js[ci.StatusFailed], "retry", ""), 201, "")
 
-		expect(t, e.req("POST", branches, `{"name":"main"}`), 401, `{"message":"401 Unauthorized"}`)
+		// No authentication hook: an anonymous caller meets the private project's 404.
+		expect(t, e.req("POST", branches, `{"name":"main"}`), 404, `{"message":"404 Project Not Found"}`)
 		expect(t, e.req("POST", branches, `{"name":"main"}`, as("developer")), 403, `{"message":"403 Forbidden"}`)
 		expect(t, e.req("POST", branches, `{}`, as("maintainer")), 400, `{"error":"name is missing"}`)
 		expect(t, e.req("POST", branches, `{"name":"main","push_access_level":35}`, as("maintainer")), 400, `{"error":"push_access_level does not have a valid value"}`)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"slices"
 
@@ -8,8 +9,8 @@ import (
 	"gantry/internal/store"
 )
 
-// queueEntity is gantry's own answer to "why is my job still pending?".
-type queueEntity struct {
+// QueueInfo is gantry's own answer to "why is my job still pending?".
+type QueueInfo struct {
 	JobID                 int64  `json:"job_id"`
 	Status                string `json:"status"`
 	Position              *int   `json:"position"`
@@ -29,10 +30,10 @@ const (
 )
 
 // runnerMayTake mirrors dispatch's matching: scope, tags and run_untagged.
-func (a *API) runnerMayTake(r *http.Request, rn *ci.Runner, j *ci.Job, chain []int64) (bool, error) {
+func (a *API) runnerMayTake(ctx context.Context, rn *ci.Runner, j *ci.Job, chain []int64) (bool, error) {
 	switch rn.Type {
 	case ci.ProjectRunner, ci.GroupRunner:
-		projects, namespaces, err := a.store.RunnerScope(r.Context(), rn.ID)
+		projects, namespaces, err := a.store.RunnerScope(ctx, rn.ID)
 		if err != nil {
 			return false, err
 		}
@@ -68,37 +69,46 @@ func (a *API) handleJobQueue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := queueEntity{JobID: j.ID, Status: string(j.Status)}
-	if j.Status != ci.StatusPending {
-		out.Reason = reasonNotPending
-		writeJSON(w, http.StatusOK, out)
-		return nil
-	}
-	ctx := r.Context()
-	ahead, err := a.store.PendingAhead(ctx, j.ID)
+	out, err := a.Queue(r.Context(), j)
 	if err != nil {
 		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// Queue explains where a job stands in the queue: its position while
+// pending and why no runner has taken it yet.
+func (a *API) Queue(ctx context.Context, j *ci.Job) (QueueInfo, error) {
+	out := QueueInfo{JobID: j.ID, Status: string(j.Status)}
+	if j.Status != ci.StatusPending {
+		out.Reason = reasonNotPending
+		return out, nil
+	}
+	ahead, err := a.store.PendingAhead(ctx, j.ID)
+	if err != nil {
+		return out, err
 	}
 	pos := ahead + 1
 	out.Position = &pos
 	chain, err := a.store.ProjectNamespaceChain(ctx, j.ProjectID)
 	if err != nil {
-		return err
+		return out, err
 	}
 	runners, err := a.store.ListRunners(ctx, store.RunnerFilter{Limit: 100000})
 	if err != nil {
-		return err
+		return out, err
 	}
 	busy, err := a.store.ExecutingByRunner(ctx)
 	if err != nil {
-		return err
+		return out, err
 	}
 	now := a.now()
 	paused := 0
 	for _, rn := range runners {
-		ok, err := a.runnerMayTake(r, rn, j, chain)
+		ok, err := a.runnerMayTake(ctx, rn, j, chain)
 		if err != nil {
-			return err
+			return out, err
 		}
 		if !ok {
 			continue
@@ -126,6 +136,5 @@ func (a *API) handleJobQueue(w http.ResponseWriter, r *http.Request) error {
 	default:
 		out.Reason = reasonWaiting
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return out, nil
 }

@@ -207,7 +207,7 @@ func (a *API) handleListBranches(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if pv.viewer.Access < ci.Guest && pv.project.Visibility == ci.Private && !pv.ident.admin() {
+	if !ci.CanReadCode(pv.project, pv.viewer) {
 		return errForbidden
 	}
 	if err := a.repos.Init(r.Context(), pv.project.ID, pv.project.DefaultBranch); err != nil {

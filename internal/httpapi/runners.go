@@ -148,19 +148,21 @@ func (a *API) handleCreateRunner(w http.ResponseWriter, r *http.Request) error {
 		if !ok {
 			return errParam("project_id is missing")
 		}
+		// GitLab's runner creation service: an unknown project is a bad
+		// request; one the user may not create runners in (unseen or
+		// below maintainer) is refused alike.
 		proj, err := a.store.ProjectByID(ctx, pid)
-		if err != nil {
-			return errProjectNotFound
+		if errors.Is(err, ci.ErrNotFound) {
+			return errBadRequest("Missing/invalid project")
+		} else if err != nil {
+			return err
 		}
 		l, err := a.store.ProjectAccess(ctx, ident.User.ID, proj)
 		if err != nil {
 			return err
 		}
-		if !ci.CanReadProject(proj, ci.Viewer{User: ident.User, Access: l}) {
-			return errProjectNotFound
-		}
 		if l < ci.Maintainer && !ident.admin() {
-			return errForbidden
+			return errForbiddenReason("Insufficient permissions")
 		}
 		projects = []int64{proj.ID}
 	case ci.GroupRunner:
@@ -272,8 +274,10 @@ func (a *API) handleListAllRunners(w http.ResponseWriter, r *http.Request) error
 	return a.listRunners(w, r, true)
 }
 
-// findRunner resolves :id for a caller allowed to manage it.
-func (a *API) findRunner(r *http.Request) (*identity, *ci.Runner, error) {
+// findRunner resolves :id for a caller who may manage the runner; with
+// show, an instance runner is enough for any user (GitLab shows instance
+// runners' details to everyone signed in).
+func (a *API) findRunner(r *http.Request, show bool) (*identity, *ci.Runner, error) {
 	ident, err := a.requireUser(r, authUser)
 	if err != nil {
 		return nil, nil, err
@@ -294,19 +298,22 @@ func (a *API) findRunner(r *http.Request) (*identity, *ci.Runner, error) {
 	if rn == nil {
 		return nil, nil, notFound
 	}
+	if show && rn.Type == ci.InstanceRunner {
+		return ident, rn, nil
+	}
 	can, err := a.canManageRunner(r.Context(), ident, rn)
 	if err != nil {
 		return nil, nil, err
 	}
 	if !can {
-		return nil, nil, errForbidden
+		return nil, nil, errForbiddenReason("No access granted")
 	}
 	return ident, rn, nil
 }
 
 // GET /runners/:id
 func (a *API) handleGetRunner(w http.ResponseWriter, r *http.Request) error {
-	_, rn, err := a.findRunner(r)
+	_, rn, err := a.findRunner(r, true)
 	if err != nil {
 		return err
 	}
@@ -316,7 +323,7 @@ func (a *API) handleGetRunner(w http.ResponseWriter, r *http.Request) error {
 
 // PUT /runners/:id
 func (a *API) handleUpdateRunner(w http.ResponseWriter, r *http.Request) error {
-	_, rn, err := a.findRunner(r)
+	_, rn, err := a.findRunner(r, false)
 	if err != nil {
 		return err
 	}
@@ -371,7 +378,7 @@ func (a *API) handleUpdateRunner(w http.ResponseWriter, r *http.Request) error {
 
 // DELETE /runners/:id
 func (a *API) handleDeleteRunner(w http.ResponseWriter, r *http.Request) error {
-	_, rn, err := a.findRunner(r)
+	_, rn, err := a.findRunner(r, false)
 	if err != nil {
 		return err
 	}
@@ -384,7 +391,7 @@ func (a *API) handleDeleteRunner(w http.ResponseWriter, r *http.Request) error {
 
 // GET /runners/:id/jobs
 func (a *API) handleRunnerJobs(w http.ResponseWriter, r *http.Request) error {
-	_, rn, err := a.findRunner(r)
+	_, rn, err := a.findRunner(r, false)
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,21 @@ func (a *API) handleCreateUser(w http.ResponseWriter, r *http.Request) error {
 	if !validPath(username) {
 		return errBadRequest("username is invalid")
 	}
+	password, hasPassword := p.values["password"]
+	var digest string
+	if hasPassword {
+		// GitLab's model validation answer: {"message": {"password": [...]}}.
+		pw := ""
+		if len(password) > 0 {
+			pw = password[0]
+		}
+		if problem := ci.PasswordProblem(pw); problem != "" {
+			return &apiError{status: http.StatusBadRequest, body: map[string]any{"message": map[string][]string{"password": {problem}}}}
+		}
+		if digest, err = ci.HashPassword(pw); err != nil {
+			return err
+		}
+	}
 	u, err := a.store.CreateUser(r.Context(), store.CreateUserParams{Username: username, Name: p.str("name"), Email: email, Admin: admin, Now: a.now()})
 	if errors.Is(err, ci.ErrConflict) {
 		if _, uerr := a.store.UserByUsername(r.Context(), username); uerr == nil {
@@ -77,6 +92,11 @@ func (a *API) handleCreateUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		return err
+	}
+	if digest != "" {
+		if err := a.store.SetUserPassword(r.Context(), u.ID, digest); err != nil {
+			return err
+		}
 	}
 	e := a.currentUserEntity(u)
 	writeJSON(w, http.StatusCreated, e)

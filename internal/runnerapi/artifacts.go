@@ -173,10 +173,16 @@ func (a *API) handleDownloadArtifacts(w http.ResponseWriter, r *http.Request) er
 		token = r.URL.Query().Get("token")
 	}
 	caller, err := a.store.JobByTokenDigest(ctx, ci.HashToken(token))
+	if err != nil && !errors.Is(err, ci.ErrNotFound) {
+		return err
+	}
 	if err != nil || !caller.Status.Executing() {
 		return fail(http.StatusUnauthorized, "401 Unauthorized")
 	}
 	dep, err := a.store.JobByID(ctx, caller.ProjectID, id)
+	if err != nil && !errors.Is(err, ci.ErrNotFound) {
+		return err
+	}
 	if err != nil || dep.PipelineID != caller.PipelineID && dep.ID != caller.ID {
 		return fail(http.StatusNotFound, "404 Not Found")
 	}

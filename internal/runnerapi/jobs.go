@@ -30,6 +30,9 @@ func (a *API) jobFromToken(r *http.Request, token string) (*ci.Job, error) {
 		return nil, fail(http.StatusForbidden, "403 Forbidden")
 	}
 	job, err := a.store.JobByTokenDigest(r.Context(), ci.HashToken(token))
+	if err != nil && !errors.Is(err, ci.ErrNotFound) {
+		return nil, err // a 403 would make the runner abandon the job
+	}
 	if err != nil || job.ID != id {
 		return nil, fail(http.StatusForbidden, "403 Forbidden")
 	}

@@ -97,13 +97,18 @@ func (a *API) handleRequest(w http.ResponseWriter, r *http.Request) error {
 		recheck = t.C
 	}
 	for {
-		job, token, err := a.claim(ctx, s, managerID)
-		if err != nil {
-			return err
+		job, token, ok := a.takeUndelivered(runner.ID)
+		if !ok {
+			if job, token, err = a.claim(ctx, s, managerID); err != nil {
+				return err
+			}
 		}
 		if job != nil {
 			payload, err := a.payload(ctx, job, token, runner)
 			if err != nil {
+				// The job is the runner's already: keep it for its retry
+				// rather than leave it running with nobody on it.
+				a.keepUndelivered(runner.ID, claimedJob{job: job, token: token})
 				return err
 			}
 			writeJSON(w, http.StatusCreated, payload)
@@ -136,4 +141,38 @@ func clientIP(r *http.Request) string {
 		}
 	}
 	return host
+}
+
+// claimedJob is a job claimed for a runner, with its plain token.
+type claimedJob struct {
+	job   *ci.Job
+	token string
+}
+
+// maxUndelivered bounds the jobs kept per runner; past it the watchdog
+// fails the rest.
+const maxUndelivered = 16
+
+func (a *API) keepUndelivered(runnerID int64, c claimedJob) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.undelivered[runnerID]) < maxUndelivered {
+		a.undelivered[runnerID] = append(a.undelivered[runnerID], c)
+	}
+}
+
+func (a *API) takeUndelivered(runnerID int64) (*ci.Job, string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	list := a.undelivered[runnerID]
+	if len(list) == 0 {
+		return nil, "", false
+	}
+	c := list[0]
+	if len(list) == 1 {
+		delete(a.undelivered, runnerID)
+	} else {
+		a.undelivered[runnerID] = list[1:]
+	}
+	return c.job, c.token, true
 }

@@ -7,6 +7,7 @@ package runnerapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -57,6 +58,10 @@ type API struct {
 	watched  map[int64]time.Time    // job id → until when someone follows its log
 	// jobContacts throttles runner_updated_at writes per job.
 	jobContacts map[int64]time.Time
+	// undelivered holds, per runner, jobs claimed for it whose payload
+	// could not be built (the database went away after the claim); the
+	// runner's next request gets them first.
+	undelivered map[int64][]claimedJob
 
 	// OnTrace, when set, is told about every appended log chunk.
 	OnTrace func(jobID int64)
@@ -89,7 +94,7 @@ func New(cfg Config, st store.Store, blobs blob.Store, pipes *pipeline.Service, 
 	}
 	return &API{cfg: cfg, store: st, blobs: blobs, pipelines: pipes, log: log, now: now, broker: NewBroker(),
 		contacts: map[[2]int64]time.Time{}, managers: map[string]int64{}, watched: map[int64]time.Time{},
-		jobContacts: map[int64]time.Time{}}
+		jobContacts: map[int64]time.Time{}, undelivered: map[int64][]claimedJob{}}
 }
 
 // Routes registers the runner endpoints on mux.
@@ -131,7 +136,16 @@ func (a *API) wrap(h handlerFunc) http.Handler {
 			return
 		}
 		ae, ok := err.(*apiError)
-		if !ok {
+		switch {
+		case ok:
+		case store.Unavailable(err):
+			// The runner retries a 503 and keeps the job; a 500 or 403
+			// here would make it give up on work the database still has.
+			if r.Context().Err() == nil {
+				a.log.Warn("runner api: backend unavailable", "path", r.URL.Path, "err", err)
+			}
+			ae = &apiError{status: http.StatusServiceUnavailable, body: map[string]string{"message": "503 Service Unavailable"}, header: map[string]string{"Retry-After": "1"}}
+		default:
 			if r.Context().Err() == nil {
 				a.log.Error("runner api", "path", r.URL.Path, "err", err)
 			}
@@ -187,11 +201,15 @@ func runnerToken(r *http.Request, body string) string {
 
 func (a *API) authRunner(ctx context.Context, token string) (*ci.Runner, error) {
 	if token == "" {
-		return nil, fail(http.StatusForbidden, "403 Forbidden")
+		// GitLab declares the token required: a parameter error, not a refusal.
+		return nil, &apiError{status: http.StatusBadRequest, body: map[string]string{"error": "token is missing"}}
 	}
 	r, err := a.store.RunnerByTokenDigest(ctx, ci.HashToken(token))
-	if err != nil {
+	if errors.Is(err, ci.ErrNotFound) {
 		return nil, fail(http.StatusForbidden, "403 Forbidden")
+	}
+	if err != nil {
+		return nil, err // a 403 would make the runner stop asking for a long while
 	}
 	return r, nil
 }

@@ -26,6 +26,7 @@ type Store interface {
 	ProtectedRefs
 	Events
 	Hooks
+	Sessions
 
 	// Ping checks that the database answers (readiness).
 	Ping(ctx context.Context) error
@@ -67,6 +68,32 @@ type CreateTokenParams struct {
 	Scopes    []ci.Scope
 	ExpiresAt *time.Time
 	Now       time.Time
+}
+
+// Sessions holds users' web passwords and signed-in web sessions.
+type Sessions interface {
+	// SetUserPassword stores the digest of a user's password ("" clears
+	// it); ErrNotFound for no such user.
+	SetUserPassword(ctx context.Context, userID int64, digest string) error
+	// UserPasswordDigest is the user's password digest, "" when none is set.
+	UserPasswordDigest(ctx context.Context, userID int64) (string, error)
+	// CreateSession stores a session by the digest of its id.
+	CreateSession(ctx context.Context, s Session) error
+	// SessionByDigest finds a session unexpired at now, with its user;
+	// ErrNotFound otherwise.
+	SessionByDigest(ctx context.Context, digest string, now time.Time) (*Session, *ci.User, error)
+	// DeleteSession ends a session (signing out); no error when it is gone.
+	DeleteSession(ctx context.Context, digest string) error
+	// DeleteExpiredSessions removes sessions expired at now and counts them.
+	DeleteExpiredSessions(ctx context.Context, now time.Time) (int64, error)
+}
+
+// Session is a web sign-in.
+type Session struct {
+	Digest    string
+	UserID    int64
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // Projects holds namespaces, projects, memberships and commit metadata.
@@ -361,6 +388,9 @@ type Jobs interface {
 	StaleCanceling(ctx context.Context, before time.Time) ([]*ci.Job, error)
 	// JobSpec returns the planned definition stored with a job.
 	JobSpec(ctx context.Context, jobID int64) ([]byte, error)
+	// PipelineNeeds returns the `needs` of each job of a pipeline that has
+	// any, by job id.
+	PipelineNeeds(ctx context.Context, pipelineID int64) (map[int64][]string, error)
 	// SetDownstream links a bridge to the pipeline it created.
 	SetDownstream(ctx context.Context, bridgeID, pipelineID int64) error
 	// ForceJobStatus sets a bridge's status to mirror its downstream
@@ -375,6 +405,7 @@ type JobFilter struct {
 	Kind           ci.JobKind
 	Statuses       []ci.JobStatus
 	Ref            string // the pipeline's ref
+	Name           string // exact job name
 	IncludeRetried bool
 	BeforeID       int64 // keyset: id < BeforeID
 	// BeforeStage, when > 0, keeps jobs of stages before it (stage_idx < BeforeStage).

@@ -148,37 +148,43 @@ func Test(t *testing.T, h Harness) {
 func Run(t *testing.T, s Script) {
 	for _, b := range testenv.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {
-			srv := testenv.StartServer(t, b)
-			fixture := filepath.Join(t.TempDir(), "fixture.json")
-			if err := os.WriteFile(fixture, srv.FixtureJSON(), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			lines, err := runScript(t, s, fixture)
-			summary := ""
-			for _, l := range lines {
-				if summaryRE.MatchString(l) {
-					summary = l
-				}
-			}
-			if summary != "" {
-				fmt.Printf("CONFORMANCE %s %s: %s\n", s.Client, b.Name, summary)
-			} else {
-				fmt.Printf("CONFORMANCE %s %s: no summary line (script did not finish)\n", s.Client, b.Name)
-			}
-			base := filepath.Base(s.Path)
-			if err != nil {
-				var failed []string
-				for _, l := range lines {
-					if strings.HasPrefix(l, "FAIL ") {
-						failed = append(failed, l)
-					}
-				}
-				t.Fatalf("%s: %v\n%s", base, err, strings.Join(failed, "\n"))
-			}
-			if summary == "" {
-				t.Fatalf("%s exited 0 without its `N passed, M failed` line", base)
-			}
+			RunFixture(t, s, b.Name, testenv.StartServer(t, b).FixtureJSON())
 		})
+	}
+}
+
+// RunFixture runs the script with the given fixture JSON, prints its
+// CONFORMANCE line for the backend and fails the test if the script did.
+func RunFixture(t *testing.T, s Script, backend string, fixtureJSON []byte) {
+	t.Helper()
+	fixture := filepath.Join(t.TempDir(), "fixture.json")
+	if err := os.WriteFile(fixture, fixtureJSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := runScript(t, s, fixture)
+	summary := ""
+	for _, l := range lines {
+		if summaryRE.MatchString(l) {
+			summary = l
+		}
+	}
+	if summary != "" {
+		fmt.Printf("CONFORMANCE %s %s: %s\n", s.Client, backend, summary)
+	} else {
+		fmt.Printf("CONFORMANCE %s %s: no summary line (script did not finish)\n", s.Client, backend)
+	}
+	base := filepath.Base(s.Path)
+	if err != nil {
+		var failed []string
+		for _, l := range lines {
+			if strings.HasPrefix(l, "FAIL ") {
+				failed = append(failed, l)
+			}
+		}
+		t.Fatalf("%s: %v\n%s", base, err, strings.Join(failed, "\n"))
+	}
+	if summary == "" {
+		t.Fatalf("%s exited 0 without its `N passed, M failed` line", base)
 	}
 }
 

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -53,42 +54,60 @@ func (db *DB) ArtifactsByJobIDs(ctx context.Context, ids []int64) (map[int64][]*
 }
 
 func (db *DB) AppendTrace(ctx context.Context, jobID int64, offset int64, data []byte) (int64, error) {
+	if len(data) == 0 {
+		length, err := db.TraceSize(ctx, jobID)
+		if err == nil && offset != length {
+			err = fmt.Errorf("%w: trace offset %d, length %d", ci.ErrConflict, offset, length)
+		}
+		return length, err
+	}
+	// One conditional update moves the length: concurrent appends at the
+	// same offset cannot both succeed, and an archive committed first has
+	// set trace_archived on the same row, so no acknowledged byte lands
+	// after the archived log.
+	const move = `UPDATE jobs SET trace_size = trace_size + ? WHERE id = ? AND trace_size = ? AND NOT trace_archived`
 	var length int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT trace_size FROM jobs WHERE id = ?`), jobID).Scan(&length); err != nil {
-			return db.translate(err)
-		}
-		if offset != length {
-			return fmt.Errorf("%w: trace offset %d, length %d", ci.ErrConflict, offset, length)
-		}
-		if len(data) == 0 {
-			return nil
-		}
-		// The size check and the append commit together: concurrent appends
-		// at the same offset cannot both succeed.
-		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET trace_size = trace_size + ? WHERE id = ? AND trace_size = ?`), len(data), jobID, offset)
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n != 1 {
-			return fmt.Errorf("%w: trace moved during append", ci.ErrConflict)
-		}
-		// Checked after the update took the job row's lock, which
-		// RecordTraceArchive also takes: an archive committed first is
-		// seen here, so no acknowledged byte lands after the archived log.
-		if archived, err := traceArchived(ctx, tx, db, jobID); err != nil || archived {
-			if err == nil {
-				err = fmt.Errorf("%w: trace already archived", ci.ErrConflict)
+	var err error
+	if db.dialect.Name == "postgres" {
+		// One round trip: the chunk is inserted only when the length moved.
+		db.writes.Add(1)
+		err = db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+move+` RETURNING trace_size),
+			chunk AS (INSERT INTO trace_chunks (job_id, start_offset, data) SELECT ?, ?, ? FROM moved)
+			SELECT trace_size FROM moved`), len(data), jobID, offset, jobID, offset, data).Scan(&length)
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			r, err := tx.ExecContext(ctx, move, len(data), jobID, offset)
+			if err != nil {
+				return err
 			}
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO trace_chunks (job_id, start_offset, data) VALUES (?, ?, ?)`), jobID, offset, data); err != nil {
-			return db.translate(err)
-		}
-		length += int64(len(data))
-		return nil
-	})
-	return length, err
+			if n, _ := r.RowsAffected(); n != 1 {
+				return sql.ErrNoRows
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO trace_chunks (job_id, start_offset, data) VALUES (?, ?, ?)`, jobID, offset, data); err != nil {
+				return db.translate(err)
+			}
+			length = offset + int64(len(data))
+			return nil
+		})
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.appendRefused(ctx, jobID, offset)
+	}
+	return length, db.translate(err)
+}
+
+// appendRefused explains an append whose conditional update moved nothing.
+func (db *DB) appendRefused(ctx context.Context, jobID, offset int64) (int64, error) {
+	var length int64
+	var archived bool
+	err := db.queryRow(ctx, `SELECT trace_size, trace_archived FROM jobs WHERE id = ?`, jobID).Scan(&length, &archived)
+	switch {
+	case err != nil:
+		return 0, db.translate(err)
+	case archived:
+		return length, fmt.Errorf("%w: trace already archived", ci.ErrConflict)
+	}
+	return length, fmt.Errorf("%w: trace offset %d, length %d", ci.ErrConflict, offset, length)
 }
 
 func (db *DB) TraceSize(ctx context.Context, jobID int64) (int64, error) {

@@ -35,6 +35,8 @@ type DB struct {
 	write   *sql.DB
 	// writeMu serialises writers on SQLite (one writer); nil on PostgreSQL.
 	writeMu *sync.Mutex
+	// group shares commits among concurrent SQLite write transactions.
+	group groupCommit
 
 	qcache    sync.Map // query text → rebound text
 	stmtCount atomic.Int64
@@ -176,8 +178,7 @@ func (db *DB) Writes() int64 { return db.writes.Load() }
 func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	db.writes.Add(1)
 	if db.writeMu != nil {
-		db.writeMu.Lock()
-		defer db.writeMu.Unlock()
+		return db.group.run(fn, db.runGroup)
 	}
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -194,8 +195,13 @@ func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func (db *DB) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	db.writes.Add(1)
 	if db.writeMu != nil {
-		db.writeMu.Lock()
-		defer db.writeMu.Unlock()
+		var res sql.Result
+		err := db.group.run(func(tx *sql.Tx) error {
+			var err error
+			res, err = tx.ExecContext(ctx, query, args...)
+			return err
+		}, db.runGroup)
+		return res, err
 	}
 	return db.write.ExecContext(ctx, db.q(query), args...)
 }

@@ -168,6 +168,10 @@ func jobWhere(f store.JobFilter) (string, []any) {
 		where = append(where, "ref = ?")
 		args = append(args, f.Ref)
 	}
+	if f.Name != "" {
+		where = append(where, "name = ?")
+		args = append(args, f.Name)
+	}
 	if !f.IncludeRetried {
 		where = append(where, "retried = FALSE")
 	}
@@ -393,4 +397,25 @@ func (db *DB) SetJobToken(ctx context.Context, jobID int64, digest string) error
 func (db *DB) JobByTokenDigest(ctx context.Context, digest string) (*ci.Job, error) {
 	j, err := scanJob(db.queryRow(ctx, (`SELECT ` + jobCols + ` FROM jobs WHERE token_digest = ?`), digest))
 	return j, db.translate(err)
+}
+
+func (db *DB) PipelineNeeds(ctx context.Context, pipelineID int64) (map[int64][]string, error) {
+	rows, err := db.query(ctx, `SELECT id, needs FROM jobs WHERE pipeline_id = ? AND needs <> '[]'`, pipelineID)
+	out := map[int64][]string{}
+	_, err = collect(rows, err, func(s scanner) (struct{}, error) {
+		var id int64
+		var raw string
+		if err := s.Scan(&id, &raw); err != nil {
+			return struct{}{}, err
+		}
+		var needs []string
+		if err := json.Unmarshal([]byte(raw), &needs); err != nil {
+			return struct{}{}, fmt.Errorf("job %d needs: %w", id, err)
+		}
+		if len(needs) > 0 {
+			out[id] = needs
+		}
+		return struct{}{}, nil
+	})
+	return out, err
 }

@@ -653,7 +653,7 @@ func (db *DB) EraseJob(ctx context.Context, jobID, userID int64, now time.Time) 
 		if _, err := tx.ExecContext(ctx, db.q(`DELETE FROM trace_chunks WHERE job_id = ?`), jobID); err != nil {
 			return err
 		}
-		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET erased_at = ?, erased_by_id = ?, artifacts_expire_at = NULL, trace_size = 0, updated_at = ?,
+		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET erased_at = ?, erased_by_id = ?, artifacts_expire_at = NULL, trace_size = 0, trace_archived = FALSE, updated_at = ?,
 			lock_version = lock_version + 1 WHERE id = ?`), tm(now), userID, tm(now), jobID)
 		if err != nil {
 			return err

@@ -66,9 +66,9 @@ func (db *DB) TraceArchiveOf(ctx context.Context, jobID int64) (*store.TraceArch
 func (db *DB) RecordTraceArchive(ctx context.Context, a store.TraceArchive) (bool, error) {
 	inserted := false
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		// A no-op update that takes the job row's lock (AppendTrace takes it
+		// Marking the row takes its lock (AppendTrace's update takes it
 		// too) and fails if the log grew since it was archived.
-		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET trace_size = trace_size WHERE id = ? AND trace_size = ?`), a.JobID, a.Size)
+		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET trace_archived = TRUE WHERE id = ? AND trace_size = ?`), a.JobID, a.Size)
 		if err != nil {
 			return err
 		}

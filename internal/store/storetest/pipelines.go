@@ -68,6 +68,18 @@ func testPipelineProcessing(t *testing.T, st store.Store) {
 	if build.QueuedAt == nil {
 		t.Fatal("queued_at not set by processing")
 	}
+	needs := ok[map[int64][]string](t)(st.PipelineNeeds(ctx, pl.ID))
+	if len(needs) != 1 {
+		t.Fatalf("needs %v", needs)
+	}
+	for id, n := range needs {
+		if fast := ok[*ci.Job](t)(st.JobByID(ctx, p.ID, id)); fast.Name != "fast" || !slices.Equal(n, []string{"build"}) {
+			t.Fatalf("needs of %s: %v", fast.Name, n)
+		}
+	}
+	if named := ok[[]*ci.Job](t)(st.ListJobs(ctx, store.JobFilter{ProjectID: p.ID, Name: "test", Limit: 10})); len(named) != 1 || named[0].Name != "test" {
+		t.Fatalf("jobs named test: %v", named)
+	}
 	if spec := ok[[]byte](t)(st.JobSpec(ctx, build.ID)); string(spec) != `{"script":["true"]}` {
 		t.Fatalf("spec %s", spec)
 	}
