@@ -174,6 +174,18 @@ func accessCases(w *accessWorld) map[string]accessCase {
 		"POST /api/v4/projects/{id}/triggers":                {want: maintainer201, body: `{"description":"weekly"}`},
 		"GET /api/v4/projects/{id}/triggers":                 {want: maintainerRead},
 		"DELETE /api/v4/projects/{id}/triggers/{trigger_id}": {want: maintainer204},
+
+		// gantry's event stream reads as the jobs list does; without
+		// Accept: text/event-stream those who may read it get 406 (a stream
+		// would never end).
+		"GET /api/v4/projects/{id}/events/stream": {want: "401 404 403 406 406 406 406 406 403 406 401"},
+		// Webhooks: admin_project (maintainer), after authenticate!.
+		"GET /api/v4/projects/{id}/hooks":                  {want: maintainerRead},
+		"POST /api/v4/projects/{id}/hooks":                 {want: maintainer201, body: `{"url":"http://127.0.0.1:9/other","job_events":true}`},
+		"GET /api/v4/projects/{id}/hooks/{hook_id}":        {want: maintainerRead},
+		"PUT /api/v4/projects/{id}/hooks/{hook_id}":        {want: maintainerRead, body: `{"pipeline_events":false}`},
+		"DELETE /api/v4/projects/{id}/hooks/{hook_id}":     {want: maintainer204},
+		"GET /api/v4/projects/{id}/hooks/{hook_id}/events": {want: maintainerRead},
 		// Authenticated by the trigger token in the body alone; without
 		// one the parameters fail first, for everybody.
 		"POST /api/v4/projects/{id}/trigger/pipeline": {want: runnerTokenMissing},

@@ -36,6 +36,7 @@ import (
 	"gantry/internal/store/sqldb"
 	"gantry/internal/store/sqlite"
 	"gantry/internal/web"
+	"gantry/internal/webhook"
 )
 
 // Version is the GitLab version gantry reports; clients gate features on it.
@@ -62,6 +63,10 @@ type App struct {
 	LogHub *joblog.Hub
 	// LogIndexer builds the log search index of archived logs.
 	LogIndexer *logsearch.Indexer
+	// EventHub, keyed by project id, wakes event streams.
+	EventHub *joblog.Hub
+	// Hooks delivers project webhooks.
+	Hooks *webhook.Worker
 	// Events relays wake-ups between nodes sharing a PostgreSQL
 	// database; nil on SQLite, which serves one process.
 	Events *pgnotify.Notifier
@@ -217,6 +222,13 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	logHub := joblog.NewHub()
 	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now, Interval: cfg.LogArchiveInterval}
 	pipes.OnJobsPending = runners.JobsPending
+	eventHub := joblog.NewHub()
+	hooks := webhook.New(webhook.Config{ExternalURL: cfg.ExternalURL, UserAgent: "GitLab/" + Version, EventRetention: cfg.EventRetention},
+		st, opt.Logger, opt.Now)
+	pipes.OnProcessed = func(projectID int64) {
+		eventHub.Publish(projectID)
+		hooks.Wake()
+	}
 	runners.OnTrace = logHub.Publish
 	runners.OnJobFinished = func(jobID int64) {
 		logHub.Publish(jobID)
@@ -226,7 +238,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if events != nil {
 		c := newCluster(events, opt.Logger)
 		relay = c
-		events.Handle(c.receive(runners, logHub, archiver))
+		events.Handle(c.receive(runners, logHub, eventHub, archiver))
 		// Wake-ups sent while this node was not listening are lost: its
 		// held requests look again as soon as it listens again.
 		events.OnResume(runners.RecheckAll)
@@ -243,6 +255,11 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 			c.logChanged(jobID)
 			archiver.Wake()
 			c.jobEnded()
+		}
+		pipes.OnProcessed = func(projectID int64) {
+			eventHub.Publish(projectID)
+			c.eventsChanged(projectID)
+			hooks.Wake()
 		}
 	}
 	watchdog := newWatchdog(runners, cfg.JobSilentTimeout)
@@ -263,7 +280,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		ExternalURL: cfg.ExternalURL, Version: Version, Revision: Revision, ArchiveBuildsOlderThan: cfg.ArchiveBuildsOlderThan,
 		LogFollowPoll: cfg.LogFollowPoll,
 	}, httpapi.Deps{Store: st, Logger: opt.Logger, Now: opt.Now, Registry: reg, Repos: repos, Pipelines: pipes,
-		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub})
+		Mount: []func(httpapi.Router){func(r httpapi.Router) { runners.Routes(r) }}, OnLogRead: runners.WatchLog, Blobs: blobs, Agents: clusterAgents, LogHub: logHub, EventHub: eventHub})
 	ui, err := web.New(web.Config{ExternalURL: cfg.ExternalURL, SessionTTL: cfg.SessionTTL, LogFollowPoll: cfg.LogFollowPoll, Version: Version},
 		web.Deps{Store: st, API: api, Blobs: blobs, LogHub: logHub, OnLogRead: runners.WatchLog, Logger: opt.Logger, Now: opt.Now})
 	if err != nil {
@@ -277,6 +294,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	return &App{Config: cfg, Store: st, API: api, Web: ui, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry: expiryWorker, LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay, Leases: leases,
+		EventHub: eventHub, Hooks: hooks,
 		LogIndexer: &logsearch.Indexer{Store: st, Blobs: blobs, Logs: &joblog.Reader{Store: st, Blobs: blobs}, Log: opt.Logger, Now: opt.Now},
 		Watchdog:   watchdog, log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
@@ -302,6 +320,7 @@ func (a *App) Start(ctx context.Context) {
 	a.Expiry.Start(ctx)
 	a.LogArchiver.Start(ctx)
 	a.LogIndexer.Start(ctx)
+	a.Hooks.Start(ctx)
 	if a.Events != nil {
 		a.Events.Start()
 		a.relay.start()
@@ -413,9 +432,10 @@ func writeStatus(w http.ResponseWriter, code int, body string) {
 
 // Serve runs the HTTP server on l until ctx ends, then shuts down gracefully.
 func (a *App) Serve(ctx context.Context, srv *http.Server, serve func() error) error {
-	// Shutdown waits for handlers to return; live log streams return
-	// when the hub closes.
+	// Shutdown waits for handlers to return; live log and event streams
+	// return when their hubs close.
 	srv.RegisterOnShutdown(a.LogHub.Close)
+	srv.RegisterOnShutdown(a.EventHub.Close)
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
 	select {
@@ -450,10 +470,12 @@ func (a *App) Close() error {
 	a.Expiry.Stop()
 	a.LogArchiver.Stop()
 	a.LogIndexer.Stop()
+	a.Hooks.Stop()
 	if a.Leases != nil {
 		a.Leases.Stop() // after the sweeps, so none runs unleased
 	}
 	a.LogHub.Close()
+	a.EventHub.Close()
 	a.CloseEvents()
 	return a.Store.Close()
 }

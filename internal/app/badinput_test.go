@@ -128,7 +128,7 @@ func runBadCase(base string, c badCase) string {
 func fixturePathValues(fx *testenv.Fixture) map[string]string {
 	return map[string]string{
 		"id": strconv.FormatInt(fx.Project.ID, 10), "job_id": strconv.FormatInt(fx.JobsByStatus[ci.StatusRunning].ID, 10),
-		"pipeline_id": strconv.FormatInt(fx.Pipeline.ID, 10), "name": "main", "file_path": "README.md",
+		"pipeline_id": strconv.FormatInt(fx.Pipeline.ID, 10), "name": "main", "file_path": "README.md", "hook_id": strconv.FormatInt(fx.Hook.ID, 10),
 	}
 }
 

@@ -15,11 +15,13 @@ import (
 
 // Payloads nodes exchange: "j:<projectID>:<jobID>,<jobID>..." for jobs that
 // became pending, "l:<jobID>" for a job's log that changed, "a:" for a
-// job that ended (its log is to be archived by the archive lease's holder).
+// job that ended (its log is to be archived by the archive lease's holder),
+// "s:<projectID>" for a project with new status events.
 const (
-	jobsPendingPrefix = "j:"
-	logChangedPrefix  = "l:"
-	archiveWanted     = "a:"
+	jobsPendingPrefix   = "j:"
+	logChangedPrefix    = "l:"
+	archiveWanted       = "a:"
+	eventsChangedPrefix = "s:"
 )
 
 // jobsPerPayload keeps a pending-jobs payload near 1 KB, well under the
@@ -165,17 +167,22 @@ func (c *cluster) logChanged(jobID int64) {
 // holding the archive lease acts on it.
 func (c *cluster) jobEnded() { c.publish(archiveWanted) }
 
+// eventsChanged tells the other nodes' event streams of the project.
+func (c *cluster) eventsChanged(projectID int64) {
+	c.publish(eventsChangedPrefix + strconv.FormatInt(projectID, 10))
+}
+
 // receive acts on another node's payload with this node's hubs.
-func (c *cluster) receive(runners *runnerapi.API, logHub *joblog.Hub, archiver *joblog.Archiver) func(payload string) {
+func (c *cluster) receive(runners *runnerapi.API, logHub, eventHub *joblog.Hub, archiver *joblog.Archiver) func(payload string) {
 	return func(payload string) {
 		for item := range strings.SplitSeq(payload, "\n") {
-			c.receiveItem(runners, logHub, archiver, item)
+			c.receiveItem(runners, logHub, eventHub, archiver, item)
 		}
 	}
 }
 
 // receiveItem acts on one wake-up of another node's notification.
-func (c *cluster) receiveItem(runners *runnerapi.API, logHub *joblog.Hub, archiver *joblog.Archiver, item string) {
+func (c *cluster) receiveItem(runners *runnerapi.API, logHub, eventHub *joblog.Hub, archiver *joblog.Archiver, item string) {
 	switch {
 	case item == archiveWanted:
 		archiver.Wake()
@@ -189,6 +196,10 @@ func (c *cluster) receiveItem(runners *runnerapi.API, logHub *joblog.Hub, archiv
 	case strings.HasPrefix(item, logChangedPrefix):
 		if jobID, err := strconv.ParseInt(item[len(logChangedPrefix):], 10, 64); err == nil {
 			logHub.Publish(jobID)
+		}
+	case strings.HasPrefix(item, eventsChangedPrefix):
+		if projectID, err := strconv.ParseInt(item[len(eventsChangedPrefix):], 10, 64); err == nil {
+			eventHub.Publish(projectID)
 		}
 	}
 }

@@ -89,6 +89,7 @@ func launchNode(t *testing.T, st store.Store, dataDir string, opt app.Options, c
 		a.Pipelines.Stop()
 		a.Expiry.Stop()
 		a.LogArchiver.Stop()
+		a.Hooks.Stop()
 		a.CloseEvents()
 		st.Close()
 	}

@@ -54,6 +54,21 @@ func ParseJobStatus(v string) (JobStatus, error) {
 
 func (s JobStatus) String() string { return string(s) }
 
+// Label is the status as GitLab's pages word it (detailed_status).
+func (s JobStatus) Label() string {
+	switch s {
+	case StatusSuccess:
+		return "passed"
+	case StatusManual:
+		return "blocked"
+	case StatusScheduled:
+		return "delayed"
+	case StatusWaitingForResource:
+		return "waiting"
+	}
+	return string(s)
+}
+
 // Executing statuses keep a job token valid.
 func (s JobStatus) Executing() bool { return s == StatusRunning || s == StatusCanceling }
 

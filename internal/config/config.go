@@ -85,6 +85,9 @@ type Config struct {
 	Migrate bool
 	// ConfigFile is the YAML file the configuration was read from, if any.
 	ConfigFile string
+	// EventRetention is how long job and pipeline status events are kept
+	// (how far back an event stream can resume).
+	EventRetention time.Duration
 }
 
 // Defaults returns the configuration before environment and flags.
@@ -109,6 +112,7 @@ func Defaults() Config {
 		// GitLab's expiry cron runs every seven minutes.
 		ArtifactExpiryInterval: 7 * time.Minute,
 		Migrate:                true,
+		EventRetention:         24 * time.Hour,
 	}
 }
 
@@ -256,6 +260,7 @@ func (c *Config) readEnv(getenv func(string) string) error {
 	envInt("GANTRY_MAX_ARTIFACT_SIZE_MB", &c.MaxArtifactSizeMB)
 	envInt("GANTRY_SQLITE_READERS", &c.SQLiteReaders)
 	envDur("GANTRY_ARCHIVE_BUILDS_OLDER_THAN", &c.ArchiveBuildsOlderThan)
+	envDur("GANTRY_EVENT_RETENTION", &c.EventRetention)
 	envDur("GANTRY_READ_CACHE_TTL", &c.ReadCacheTTL)
 	envDur("GANTRY_LONG_POLL", &c.LongPoll)
 	envDur("GANTRY_JOB_RECHECK", &c.JobRecheck)
@@ -283,6 +288,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "PostgreSQL pool size (GANTRY_DB_MAX_CONNS)")
 	fs.IntVar(&c.SQLiteReaders, "sqlite-readers", c.SQLiteReaders, "SQLite read connections (GANTRY_SQLITE_READERS)")
 	fs.DurationVar(&c.ArchiveBuildsOlderThan, "archive-builds-older-than", c.ArchiveBuildsOlderThan, "archive jobs older than this; 0 never (GANTRY_ARCHIVE_BUILDS_OLDER_THAN)")
+	fs.DurationVar(&c.EventRetention, "event-retention", c.EventRetention, "how long job and pipeline status events are kept (GANTRY_EVENT_RETENTION)")
 	fs.DurationVar(&c.ReadCacheTTL, "read-cache-ttl", c.ReadCacheTTL, "how stale cached tokens, projects and memberships may be; 0 disables (GANTRY_READ_CACHE_TTL)")
 	fs.StringVar(&c.RunnerRegistrationToken, "runner-registration-token", c.RunnerRegistrationToken, "enables legacy runner registration with this token (GANTRY_RUNNER_REGISTRATION_TOKEN)")
 	fs.StringVar(&c.ObjectStoreURL, "object-store-url", c.ObjectStoreURL, "s3://bucket[/prefix]?endpoint=host:port&region=…&insecure=true&path_style=true; empty keeps blobs under the data dir (GANTRY_OBJECT_STORE_URL; keys only from the environment)")

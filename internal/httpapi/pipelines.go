@@ -25,19 +25,7 @@ type detailedStatus struct {
 	Favicon      string  `json:"favicon"`
 }
 
-func statusText(s ci.JobStatus) string {
-	switch s {
-	case ci.StatusSuccess:
-		return "passed"
-	case ci.StatusManual:
-		return "blocked"
-	case ci.StatusScheduled:
-		return "delayed"
-	case ci.StatusWaitingForResource:
-		return "waiting"
-	}
-	return string(s)
-}
+func statusText(s ci.JobStatus) string { return s.Label() }
 
 // pipelineEntity is GitLab's full Pipeline entity.
 type pipelineEntity struct {

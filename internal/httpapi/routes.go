@@ -86,6 +86,14 @@ func (a *API) addRoutes(mux Router) {
 	mux.Handle("POST "+v4+"/projects/{id}/job_token_scope/groups_allowlist", h(a.handleAddJobTokenAllowlist(true)))
 	mux.Handle("DELETE "+v4+"/projects/{id}/job_token_scope/groups_allowlist/{target_id}", h(a.handleDeleteJobTokenAllowlist(true)))
 
+	mux.Handle("GET "+v4+"/projects/{id}/events/stream", h(a.handleEventStream))
+	mux.Handle("GET "+v4+"/projects/{id}/hooks", h(a.handleListHooks))
+	mux.Handle("POST "+v4+"/projects/{id}/hooks", h(a.handleCreateHook))
+	mux.Handle("GET "+v4+"/projects/{id}/hooks/{hook_id}", h(a.handleGetHook))
+	mux.Handle("PUT "+v4+"/projects/{id}/hooks/{hook_id}", h(a.handleUpdateHook))
+	mux.Handle("DELETE "+v4+"/projects/{id}/hooks/{hook_id}", h(a.handleDeleteHook))
+	mux.Handle("GET "+v4+"/projects/{id}/hooks/{hook_id}/events", h(a.handleHookEvents))
+
 	mux.Handle("POST "+v4+"/user/runners", h(a.handleCreateRunner))
 	mux.Handle("GET "+v4+"/runners", h(a.handleListRunners))
 	mux.Handle("GET "+v4+"/runners/all", h(a.handleListAllRunners))

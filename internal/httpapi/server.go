@@ -30,9 +30,12 @@ type Config struct {
 	Revision string
 	// ArchiveBuildsOlderThan archives jobs older than this (0: never).
 	ArchiveBuildsOlderThan time.Duration
-	// LogFollowPoll is how often live log streams look for unannounced
-	// changes (0: joblog's default).
+	// LogFollowPoll is how often live streams (logs, events) look for
+	// unannounced changes (0: their defaults).
 	LogFollowPoll time.Duration
+	// EventKeepAlive is how often an idle event stream sends a comment (0:
+	// every 15 s).
+	EventKeepAlive time.Duration
 }
 
 // API serves /api/v4.
@@ -53,6 +56,7 @@ type API struct {
 	logs      *joblog.Reader
 	logHub    *joblog.Hub
 	search    *logsearch.Searcher
+	eventHub  *joblog.Hub
 }
 
 // Deps are the API's collaborators.
@@ -76,6 +80,9 @@ type Deps struct {
 	// LogHub announces log appends and job ends to live followers; nil
 	// makes followers rely on polling alone.
 	LogHub *joblog.Hub
+	// EventHub, keyed by project id, announces new status events to the
+	// project's event streams; nil makes them rely on polling alone.
+	EventHub *joblog.Hub
 }
 
 // New builds the API.
@@ -90,9 +97,12 @@ func New(cfg Config, d Deps) *API {
 	if d.LogHub == nil {
 		d.LogHub = joblog.NewHub()
 	}
+	if d.EventHub == nil {
+		d.EventHub = joblog.NewHub()
+	}
 	logs := &joblog.Reader{Store: d.Store, Blobs: d.Blobs}
 	return &API{cfg: cfg, store: d.Store, log: d.Logger, now: d.Now, metrics: newMetrics(d.Registry), repos: d.Repos, pipelines: d.Pipelines, mounts: d.Mount, onLogRead: d.OnLogRead, blobs: d.Blobs,
-		agents: d.Agents, logs: logs, logHub: d.LogHub, search: &logsearch.Searcher{Store: d.Store, Blobs: d.Blobs, Logs: logs, Log: d.Logger}}
+		agents: d.Agents, logs: logs, logHub: d.LogHub, eventHub: d.EventHub, search: &logsearch.Searcher{Store: d.Store, Blobs: d.Blobs, Logs: logs, Log: d.Logger}}
 }
 
 // handlerFunc is a handler that returns its error for writeError.

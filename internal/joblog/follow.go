@@ -69,6 +69,9 @@ func (h *Hub) Publish(jobID int64) {
 // Close ends every follow stream (the server is stopping).
 func (h *Hub) Close() { h.closeOnce.Do(func() { close(h.closed) }) }
 
+// Done is closed by Close.
+func (h *Hub) Done() <-chan struct{} { return h.closed }
+
 // Follow streams a job's log as server-sent events.
 type Follow struct {
 	Reader *Reader

@@ -144,7 +144,11 @@ func (s *Service) Process(ctx context.Context, pipelineID int64) error {
 		if err != nil {
 			return err
 		}
-		return s.followUp(ctx, res)
+		err = s.followUp(ctx, res)
+		if s.OnProcessed != nil {
+			s.OnProcessed(res.Pipeline.ProjectID)
+		}
+		return err
 	}
 }
 

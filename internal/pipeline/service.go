@@ -74,6 +74,10 @@ type Service struct {
 
 	// Hooks for other parts (dispatch wakes runners when jobs become pending).
 	OnJobsPending func(projectID int64, jobIDs []int64)
+	// OnProcessed hears of every processing run of a project's pipeline.
+	// Every job move leads to one, so it is where status changes (recorded
+	// as status events by the store) are announced.
+	OnProcessed func(projectID int64)
 	// OnDefaultBranchMoved hears of every push that moves or deletes the
 	// project's default branch (agent configurations live there).
 	OnDefaultBranchMoved func(ctx context.Context, project *ci.Project)

@@ -25,6 +25,8 @@ type Store interface {
 	JobTokenScopes
 	Agents
 	ProtectedRefs
+	Events
+	Hooks
 	Sessions
 	Leases
 
@@ -632,4 +634,82 @@ type TraceArchive struct {
 // UnarchivedTrace is a job that ended with its log still in chunks.
 type UnarchivedTrace struct {
 	JobID, ProjectID, Size int64
+}
+
+// Events holds the status events that the database records with every job
+// and pipeline status change (in the changing transaction), kept for a
+// retention period.
+type Events interface {
+	// StatusEvents lists events matching f, id ascending.
+	StatusEvents(ctx context.Context, f EventFilter) ([]*ci.StatusEvent, error)
+	// EventLogBounds returns the lowest and highest kept event ids (zeros
+	// when none is kept).
+	EventLogBounds(ctx context.Context) (oldest, latest int64, err error)
+	// PruneStatusEvents deletes events that happened before the time and
+	// returns how many.
+	PruneStatusEvents(ctx context.Context, before time.Time) (int64, error)
+}
+
+// EventFilter selects a project's events. Zero values mean "no restriction".
+type EventFilter struct {
+	ProjectID int64
+	AfterID   int64
+	Kind      ci.EventKind
+	Statuses  []ci.JobStatus
+	Limit     int
+}
+
+// Hooks holds project webhooks and their deliveries. Deliveries are
+// created by the database with the status events they carry, one per
+// matching hook, and taken by delivery workers on any node.
+type Hooks interface {
+	CreateHook(ctx context.Context, h ci.ProjectHook) (*ci.ProjectHook, error)
+	// Hooks lists a project's hooks, id ascending.
+	Hooks(ctx context.Context, projectID int64) ([]*ci.ProjectHook, error)
+	// HookByID finds a hook of the project; ErrNotFound otherwise.
+	HookByID(ctx context.Context, projectID, id int64) (*ci.ProjectHook, error)
+	// UpdateHook replaces a hook's settings; ErrNotFound if it is gone.
+	UpdateHook(ctx context.Context, h ci.ProjectHook) (*ci.ProjectHook, error)
+	// DeleteHook deletes a hook with its deliveries.
+	DeleteHook(ctx context.Context, projectID, id int64) error
+	// ClaimHookDeliveries takes up to limit pending deliveries due at now,
+	// counts the attempt, clears the previous attempt's outcome and moves
+	// their next attempt to leaseUntil, so that other workers pass them by
+	// while this one sends (and retry them should it die). Rows locked by
+	// another claim are skipped.
+	ClaimHookDeliveries(ctx context.Context, now, leaseUntil time.Time, limit int) ([]*ClaimedDelivery, error)
+	// RecordHookAttempt stores an attempt's outcome, unless the delivery
+	// was claimed again since (then it reports ErrConflict).
+	RecordHookAttempt(ctx context.Context, a HookAttempt) error
+	// HookDeliveries lists a hook's deliveries, newest first.
+	HookDeliveries(ctx context.Context, hookID int64, limit, offset int) ([]*ci.HookDelivery, error)
+	// NextHookAttemptAt is when the earliest pending delivery is due, if any.
+	NextHookAttemptAt(ctx context.Context) (*time.Time, error)
+	// PruneHookDeliveries deletes finished deliveries last updated before
+	// the time and returns how many.
+	PruneHookDeliveries(ctx context.Context, before time.Time) (int64, error)
+}
+
+// ClaimedDelivery is a delivery taken for an attempt, with its hook and
+// event (nil once the event was pruned).
+type ClaimedDelivery struct {
+	Delivery ci.HookDelivery
+	Hook     ci.ProjectHook
+	Event    *ci.StatusEvent
+}
+
+// HookAttempt is the outcome of one delivery attempt.
+type HookAttempt struct {
+	DeliveryID int64
+	Attempt    int // the attempt number the claim gave
+	State      ci.DeliveryState
+	// NextAttemptAt matters while State is pending.
+	NextAttemptAt   time.Time
+	UUID            string
+	Payload         []byte
+	ResponseStatus  *int
+	ResponseExcerpt string
+	Error           string
+	Duration        time.Duration
+	Now             time.Time
 }

@@ -48,6 +48,9 @@ type Fixture struct {
 	// running job of Other; FinishedJobToken belongs to a finished job.
 	JobToken, OtherJobToken, FinishedJobToken string
 	Trace                                     []byte
+	// Hook is a webhook of Project (job and pipeline events) whose URL
+	// nothing listens on.
+	Hook *ci.ProjectHook
 }
 
 // must turns (value, error) into a check run against t: must(f())(t).
@@ -227,5 +230,7 @@ func Seed(t testing.TB, st store.Store) *Fixture {
 	}
 	all := must(st.ListJobs(ctx, store.JobFilter{ProjectID: f.Project.ID, Kind: ci.KindBuild, IncludeRetried: true, Limit: 1000}))(t)
 	f.AllBuilds = all
+	f.Hook = must(st.CreateHook(ctx, ci.ProjectHook{ProjectID: f.Project.ID, URL: "http://127.0.0.1:9/hook", Token: "fixture-hook-secret",
+		JobEvents: true, PipelineEvents: true, EnableSSLVerification: true, CreatedAt: T0}))(t)
 	return f
 }
