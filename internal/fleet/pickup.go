@@ -28,12 +28,13 @@ func Percentile(d []time.Duration, p int) time.Duration {
 
 // MeasurePickups has four runners (tag "pickup", so no other runner
 // takes these jobs) long-poll node heldBy while n pipelines of one job
-// each are created, one at a time, through node madeOn.
+// each are created, one at a time, through node madeOn (in a project of
+// its own, so it can be measured more than once on one cluster).
 func MeasurePickups(ctx context.Context, c *Cluster, heldBy, madeOn, n int) (Pickups, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var out Pickups
-	p, err := c.CreateProject(ctx, madeOn, fmt.Sprintf("pickup-%d-%d", heldBy, madeOn), "work:\n  tags: [pickup]\n  script: [\"true\"]\n")
+	p, err := c.CreateProject(ctx, madeOn, fmt.Sprintf("pickup-%d-%d-%d", heldBy, madeOn, time.Now().UnixNano()), "work:\n  tags: [pickup]\n  script: [\"true\"]\n")
 	if err != nil {
 		return out, err
 	}
