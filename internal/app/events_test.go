@@ -225,6 +225,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		t.Run(b.Name, func(t *testing.T) {
 			clock := &fakeClock{}
 			n := serveNode(t, b.Open(t), app.Options{Now: clock.Now}, func(*config.Config) {})
+			const fullPath = "root/hooked" // the project below, in root's namespace
 			pid, files := ciProject(n, "hooked")
 			flaky := newHookReceiver(t, 500, 500, 200)
 			pipes := newHookReceiver(t, 200)
@@ -298,7 +299,7 @@ func TestWebhookDeliveries(t *testing.T) {
 			repo, _ := job["repository"].(map[string]any)
 			if job["object_kind"] != "build" || job["build_status"] != "pending" || job["build_name"] != "build" || job["build_stage"] != "test" ||
 				job["ref"] != "main" || int64(job["project_id"].(float64)) != pid || len(job["sha"].(string)) != 40 || commit["sha"] != job["sha"] ||
-				commit["message"] != "ci" || repo["homepage"] != n.base+"/root/hooked" || job["build_started_at"] != nil ||
+				commit["message"] != "ci" || repo["homepage"] != n.base+"/"+fullPath || job["build_started_at"] != nil ||
 				!strings.HasSuffix(job["build_created_at"].(string), " UTC") {
 				t.Fatalf("job hook body %s", got[0].body)
 			}
@@ -330,7 +331,7 @@ func TestWebhookDeliveries(t *testing.T) {
 			project, _ := pl["project"].(map[string]any)
 			if pr.header.Get("X-Gitlab-Event") != "Pipeline Hook" || pr.header.Get("X-Gitlab-Token") != "" || pl["object_kind"] != "pipeline" ||
 				attrs["status"] != "pending" || attrs["source"] != "push" || fmt.Sprint(attrs["stages"]) != "[test]" || len(builds) != 1 ||
-				project["path_with_namespace"] != "root/hooked" || pl["user"] == nil {
+				project["path_with_namespace"] != fullPath || pl["user"] == nil {
 				t.Fatalf("pipeline hook %v %s", pr.header, pr.body)
 			}
 

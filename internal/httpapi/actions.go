@@ -28,12 +28,9 @@ func (a *API) jobFor(r *http.Request, ident *identity, kinds ...ci.JobKind) (*pr
 	if _, _, err := pathID(r, "job_id"); err != nil {
 		return nil, nil, err
 	}
-	pv, err := a.findProject(r, ident)
+	pv, err := a.findProjectForBuilds(r, ident)
 	if err != nil {
 		return nil, nil, err
-	}
-	if !pv.canReadBuilds() {
-		return nil, nil, errForbidden
 	}
 	j, err := a.findJob(r, pv, kinds...)
 	if err != nil {

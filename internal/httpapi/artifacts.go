@@ -77,12 +77,9 @@ func (a *API) handleRefArtifacts(w http.ResponseWriter, r *http.Request, ref, en
 	if name == "" {
 		return errParam("job is missing")
 	}
-	pv, err := a.findProject(r, ident)
+	pv, err := a.findProjectForBuilds(r, ident)
 	if err != nil {
 		return err
-	}
-	if !pv.canReadBuilds() {
-		return errForbidden
 	}
 	ctx := r.Context()
 	j, err := a.store.LatestArtifactsJob(ctx, pv.project.ID, ref, name, a.now())

@@ -102,12 +102,9 @@ func (a *API) handleEventStream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	pv, err := a.findProject(r, ident)
+	pv, err := a.findProjectForBuilds(r, ident)
 	if err != nil {
 		return err
-	}
-	if !pv.canReadBuilds() {
-		return errForbidden
 	}
 	if !acceptsEventStream(r) {
 		return errMessage(http.StatusNotAcceptable, "406 Not Acceptable - send Accept: text/event-stream")

@@ -42,12 +42,9 @@ func (a *API) handleListProjectJobs(w http.ResponseWriter, r *http.Request) erro
 	if f.Ascending, err = p.sortAscending(); err != nil {
 		return err
 	}
-	pv, err := a.findProject(r, ident)
+	pv, err := a.findProjectForBuilds(r, ident)
 	if err != nil {
 		return err
-	}
-	if !pv.canReadBuilds() {
-		return errForbidden
 	}
 	f.ProjectID = pv.project.ID
 	jobs, arts, err := a.listJobPage(r, f, pp, keyset, cursor)

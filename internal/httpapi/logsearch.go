@@ -80,12 +80,9 @@ func (a *API) handleSearchJobLogs(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 	}
-	pv, err := a.findProject(r, ident)
+	pv, err := a.findProjectForBuilds(r, ident)
 	if err != nil {
 		return err
-	}
-	if !pv.canReadBuilds() {
-		return errForbidden
 	}
 	res, err := a.search.Search(r.Context(), logsearch.Query{
 		Filter: store.LogSearchFilter{ProjectID: pv.project.ID, Statuses: scopes, Ref: strings.TrimSpace(p.str("ref")),

@@ -170,3 +170,16 @@ func (a *API) authorizedProject(r *http.Request, can func(*projectView) bool, pa
 	}
 	return pv, nil
 }
+
+// findProjectForBuilds is findProject for routes that read jobs
+// (read_build): a project seen without that ability answers 403.
+func (a *API) findProjectForBuilds(r *http.Request, ident *identity) (*projectView, error) {
+	pv, err := a.findProject(r, ident)
+	if err != nil {
+		return nil, err
+	}
+	if !pv.canReadBuilds() {
+		return nil, errForbidden
+	}
+	return pv, nil
+}

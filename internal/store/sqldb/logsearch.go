@@ -5,43 +5,22 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"gantry/internal/ci"
 	"gantry/internal/store"
 )
 
 func (db *DB) LogSearchCandidates(ctx context.Context, f store.LogSearchFilter) ([]store.LogCandidate, error) {
-	where := []string{"project_id = ?", "kind = 'build'", "trace_size > 0", "erased_at IS NULL"}
-	args := []any{f.ProjectID}
-	if len(f.Statuses) > 0 {
-		where = append(where, "status IN ("+placeholders(len(f.Statuses))+")")
-		for _, s := range f.Statuses {
-			args = append(args, string(s))
-		}
-	}
-	if f.Ref != "" {
-		where = append(where, "ref = ?")
-		args = append(args, f.Ref)
-	}
-	if !f.CreatedAfter.IsZero() {
-		where = append(where, "created_at > ?")
-		args = append(args, tm(f.CreatedAfter))
-	}
-	if !f.CreatedBefore.IsZero() {
-		where = append(where, "created_at < ?")
-		args = append(args, tm(f.CreatedBefore))
-	}
-	if f.BeforeID > 0 {
-		where = append(where, "id < ?")
-		args = append(args, f.BeforeID)
-	}
+	// The jobs list's filter, retried jobs included, narrowed to jobs with a log.
+	where, args := jobWhere(store.JobFilter{ProjectID: f.ProjectID, Kind: ci.KindBuild, Statuses: f.Statuses, Ref: f.Ref,
+		IncludeRetried: true, BeforeID: f.BeforeID, CreatedAfter: f.CreatedAfter, CreatedBefore: f.CreatedBefore})
+	where += " AND trace_size > 0 AND erased_at IS NULL"
 	source := " FROM jobs"
 	if db.dialect.Name == "sqlite" {
 		// Newest first through the project's id order, as the jobs list.
 		source = " FROM jobs INDEXED BY jobs_project_kind_id"
 	}
-	rows, err := db.query(ctx, `SELECT id, trace_size`+source+` WHERE `+strings.Join(where, " AND ")+
+	rows, err := db.query(ctx, `SELECT id, trace_size`+source+where+
 		` ORDER BY id DESC LIMIT `+strconv.Itoa(max(f.Limit, 0)), args...)
 	if err != nil {
 		return nil, err
