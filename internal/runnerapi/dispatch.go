@@ -3,6 +3,7 @@ package runnerapi
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -105,6 +106,69 @@ func (c *chains) get(ctx context.Context, st store.Store, projectID int64) ([]in
 	return v, nil
 }
 
+// pendingTTL is how long a claim trusts the last list of projects with
+// pending builds. Every claim needs the list, and on PostgreSQL its query
+// was a claim's costliest statement after the claim itself.
+const pendingTTL = 250 * time.Millisecond
+
+// pendingProjects caches the store's PendingProjects. Projects this node
+// learns of through JobsPending are added before any runner is woken, so
+// a woken runner never looks at a list that misses its job; RecheckAll
+// drops the list. A listed project whose jobs are gone costs one claim
+// that finds nothing.
+type pendingProjects struct {
+	mu    sync.Mutex
+	ids   []int64 // ascending
+	until time.Time
+	adds  uint64 // bumped by add, so a refresh keeps adds made meanwhile
+}
+
+func (c *pendingProjects) get(ctx context.Context, st store.Store, now time.Time) ([]int64, error) {
+	c.mu.Lock()
+	if now.Before(c.until) {
+		ids := slices.Clone(c.ids)
+		c.mu.Unlock()
+		return ids, nil
+	}
+	adds := c.adds
+	c.mu.Unlock()
+	ids, err := st.PendingProjects(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.adds != adds {
+		// A project added during the query may be missing from its answer.
+		for _, p := range c.ids {
+			ids = insertSorted(ids, p)
+		}
+	}
+	c.ids, c.until = ids, now.Add(pendingTTL)
+	return slices.Clone(ids), nil
+}
+
+func (c *pendingProjects) add(projectID int64) {
+	c.mu.Lock()
+	c.ids = insertSorted(c.ids, projectID)
+	c.adds++
+	c.mu.Unlock()
+}
+
+func (c *pendingProjects) drop() {
+	c.mu.Lock()
+	c.until = time.Time{}
+	c.mu.Unlock()
+}
+
+func insertSorted(ids []int64, id int64) []int64 {
+	i, found := slices.BinarySearch(ids, id)
+	if found {
+		return ids
+	}
+	return slices.Insert(ids, i, id)
+}
+
 // candidatesPerProject bounds how far into one project's queue a poll looks.
 const candidatesPerProject = 25
 
@@ -116,7 +180,7 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 	if s.runner.Paused {
 		return nil, "", nil
 	}
-	projects, err := a.store.PendingProjects(ctx)
+	projects, err := a.pending.get(ctx, a.store, time.Now())
 	if err != nil || len(projects) == 0 {
 		return nil, "", err
 	}
@@ -181,7 +245,10 @@ const defaultJobTimeout = time.Hour
 
 // RecheckAll has every held job request look for work again: wake-ups
 // from other nodes may have been lost.
-func (a *API) RecheckAll() { a.broker.WakeAll() }
+func (a *API) RecheckAll() {
+	a.pending.drop()
+	a.broker.WakeAll()
+}
 
 // JobsPending tells waiting runners about jobs that became pending.
 func (a *API) JobsPending(projectID int64, jobIDs []int64) {
@@ -211,6 +278,7 @@ func (a *API) JobsPending(projectID int64, jobIDs []int64) {
 		cands = append(cands, c)
 	}
 	if len(cands) > 0 {
+		a.pending.add(projectID)
 		a.broker.Notify(cands)
 	}
 }

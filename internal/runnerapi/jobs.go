@@ -86,7 +86,6 @@ func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	state := ci.JobStatus(body.State)
 	var reason ci.FailureReason
-	spec, _ := a.spec(ctx, job.ID)
 	if state == ci.StatusFailed {
 		reason = ci.ParseFailureReason(body.FailureReason)
 		if body.FailureReason == "" {
@@ -94,8 +93,10 @@ func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	var coverage *float64
-	if spec != nil && spec.Coverage != "" && state == ci.StatusSuccess {
-		coverage = a.coverage(ctx, job.ID, spec.Coverage)
+	if state == ci.StatusSuccess {
+		if expr := a.coverageExpr(ctx, job.ID); expr != "" {
+			coverage = a.coverage(ctx, job.ID, expr)
+		}
 	}
 	finished, err := a.store.FinishJob(ctx, finishParams(job.ID, state, reason, body.ExitCode, coverage, now))
 	if errors.Is(err, ci.ErrConflict) {
@@ -109,6 +110,7 @@ func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.forgetRunning(job.ID)
 	a.jobFinished(job.ID)
 	if a.pipelines != nil {
 		a.pipelines.Enqueue(finished.PipelineID)
@@ -221,6 +223,45 @@ func parseContentRange(v string) (start, end int64, ok bool) {
 		return 0, 0, false
 	}
 	return start, end, true
+}
+
+// handedOut remembers, for a job just claimed, the contact the claim
+// itself recorded and its coverage regex (possibly empty).
+func (a *API) handedOut(jobID int64, contact time.Time, coverageExpr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.jobContacts) > 100000 {
+		a.jobContacts = map[int64]time.Time{}
+	}
+	if len(a.coverageExprs) > 100000 {
+		a.coverageExprs = map[int64]string{}
+	}
+	a.jobContacts[jobID] = contact
+	a.coverageExprs[jobID] = coverageExpr
+}
+
+// forgetRunning drops what handedOut and recordUpdate kept for a job.
+func (a *API) forgetRunning(jobID int64) {
+	a.mu.Lock()
+	delete(a.jobContacts, jobID)
+	delete(a.coverageExprs, jobID)
+	a.mu.Unlock()
+}
+
+// coverageExpr is the job's coverage regex: remembered from the payload
+// when this node handed the job out, else read from its spec.
+func (a *API) coverageExpr(ctx context.Context, jobID int64) string {
+	a.mu.Lock()
+	expr, ok := a.coverageExprs[jobID]
+	a.mu.Unlock()
+	if ok {
+		return expr
+	}
+	spec, err := a.spec(ctx, jobID)
+	if err != nil || spec == nil {
+		return ""
+	}
+	return spec.Coverage
 }
 
 // recordUpdate notes runner contact for a job at most every 10 seconds:

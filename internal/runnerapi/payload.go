@@ -96,6 +96,12 @@ func (a *API) payload(ctx context.Context, job *ci.Job, token string, runner *ci
 	if err != nil {
 		return nil, err
 	}
+	// The claim recorded the runner's contact; the first log append need not.
+	contact := a.now()
+	if job.RunnerUpdatedAt != nil {
+		contact = *job.RunnerUpdatedAt
+	}
+	a.handedOut(job.ID, contact, spec.Coverage)
 	timeout := 3600
 	if job.TimeoutSeconds != nil {
 		timeout = *job.TimeoutSeconds

@@ -51,6 +51,7 @@ type API struct {
 	now       func() time.Time
 	broker    *Broker
 	chains    chains
+	pending   pendingProjects
 
 	mu       sync.Mutex
 	contacts map[[2]int64]time.Time // (runner, manager) → last contact written
@@ -58,6 +59,10 @@ type API struct {
 	watched  map[int64]time.Time    // job id → until when someone follows its log
 	// jobContacts throttles runner_updated_at writes per job.
 	jobContacts map[int64]time.Time
+	// coverageExprs keeps the coverage regex of each job this node handed
+	// out (from the spec it read for the payload), so that finishing the
+	// job needs no second read of the spec.
+	coverageExprs map[int64]string
 	// undelivered holds, per runner, jobs claimed for it whose payload
 	// could not be built (the database went away after the claim); the
 	// runner's next request gets them first.
@@ -94,7 +99,7 @@ func New(cfg Config, st store.Store, blobs blob.Store, pipes *pipeline.Service, 
 	}
 	return &API{cfg: cfg, store: st, blobs: blobs, pipelines: pipes, log: log, now: now, broker: NewBroker(),
 		contacts: map[[2]int64]time.Time{}, managers: map[string]int64{}, watched: map[int64]time.Time{},
-		jobContacts: map[int64]time.Time{}, undelivered: map[int64][]claimedJob{}}
+		jobContacts: map[int64]time.Time{}, coverageExprs: map[int64]string{}, undelivered: map[int64][]claimedJob{}}
 }
 
 // Routes registers the runner endpoints on mux.
