@@ -238,6 +238,12 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 		return rep, err
 	}
 	// The commit made a pipeline; drain it later with the work runners.
+	// The benchmark's own pipelines are on that commit, as pushed ones are.
+	var pls []struct{ SHA string }
+	if err := n.api("GET", fmt.Sprintf("/projects/%d/pipelines", proj.ID), nil, &pls); err != nil || len(pls) == 0 {
+		return rep, fmt.Errorf("pipeline of the first commit: %v", err)
+	}
+	benchSHA := pls[0].SHA
 	token, err := n.runnerToken()
 	if err != nil {
 		return rep, err
@@ -274,7 +280,7 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 	st := n.app.Store
 	var lat []time.Duration
 	for i := 0; i < o.Pickups; i++ {
-		job, err := createdJob(ctx, st, proj.ID)
+		job, err := createdJob(ctx, st, proj.ID, benchSHA)
 		if err != nil {
 			cancel()
 			return rep, err
@@ -332,11 +338,11 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 	cancel()
 	wg.Wait()
 	// --- throughput of no-op jobs through WorkRunners ---
-	if rep.JobsPerSecond, err = throughput(ctx, n, proj.ID, token, o); err != nil {
+	if rep.JobsPerSecond, err = throughput(ctx, n, proj.ID, benchSHA, token, o); err != nil {
 		return rep, err
 	}
 	fmt.Fprintf(out, "[%s] %d no-op jobs through %d runners: %.0f jobs/s\n", name, o.Jobs, o.WorkRunners, rep.JobsPerSecond)
-	if rep.IngestMBps, err = ingest(ctx, n, proj.ID, token, o); err != nil {
+	if rep.IngestMBps, err = ingest(ctx, n, proj.ID, benchSHA, token, o); err != nil {
 		return rep, err
 	}
 	fmt.Fprintf(out, "[%s] log ingest, %d running jobs appending %d-byte chunks: %.1f MB/s\n", name, o.LogJobs, o.LogChunk, rep.IngestMBps)
@@ -344,9 +350,9 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 }
 
 // createdJob inserts a job in created status into a fresh pipeline.
-func createdJob(ctx context.Context, st store.Store, projectID int64) (*ci.Job, error) {
+func createdJob(ctx context.Context, st store.Store, projectID int64, sha string) (*ci.Job, error) {
 	now := time.Now()
-	pl, err := st.InsertPipeline(ctx, ci.Pipeline{ProjectID: projectID, SHA: strings.Repeat("a", 40), Ref: "main", Status: ci.StatusRunning, Source: ci.SourceAPI, CreatedAt: now, UpdatedAt: now})
+	pl, err := st.InsertPipeline(ctx, ci.Pipeline{ProjectID: projectID, SHA: sha, Ref: "main", Status: ci.StatusRunning, Source: ci.SourceAPI, CreatedAt: now, UpdatedAt: now})
 	if err != nil {
 		return nil, err
 	}
@@ -354,10 +360,10 @@ func createdJob(ctx context.Context, st store.Store, projectID int64) (*ci.Job, 
 }
 
 // pendingJobs makes n pending jobs through the store, in pipelines of 100.
-func pendingJobs(ctx context.Context, st store.Store, projectID int64, n int) error {
+func pendingJobs(ctx context.Context, st store.Store, projectID int64, sha string, n int) error {
 	now := time.Now()
 	for made := 0; made < n; made += jobsPerBenchPipeline {
-		np := store.NewPipeline{Pipeline: ci.Pipeline{ProjectID: projectID, SHA: strings.Repeat("b", 40), Ref: "main", Status: ci.StatusCreated, Source: ci.SourceAPI, CreatedAt: now, UpdatedAt: now}}
+		np := store.NewPipeline{Pipeline: ci.Pipeline{ProjectID: projectID, SHA: sha, Ref: "main", Status: ci.StatusCreated, Source: ci.SourceAPI, CreatedAt: now, UpdatedAt: now}}
 		for i := 0; i < min(jobsPerBenchPipeline, n-made); i++ {
 			np.Jobs = append(np.Jobs, store.NewJob{Job: ci.Job{Kind: ci.KindBuild, Name: "j" + strconv.Itoa(i), Stage: "test", Status: ci.StatusCreated, Ref: "main", CreatedAt: now}})
 		}
@@ -372,8 +378,8 @@ func pendingJobs(ctx context.Context, st store.Store, projectID int64, n int) er
 	return nil
 }
 
-func throughput(ctx context.Context, n *benchNode, projectID int64, token string, o RunnersOptions) (float64, error) {
-	if err := pendingJobs(ctx, n.app.Store, projectID, o.Jobs); err != nil {
+func throughput(ctx context.Context, n *benchNode, projectID int64, sha, token string, o RunnersOptions) (float64, error) {
+	if err := pendingJobs(ctx, n.app.Store, projectID, sha, o.Jobs); err != nil {
 		return 0, err
 	}
 	var done atomic.Int64
@@ -426,8 +432,8 @@ func throughput(ctx context.Context, n *benchNode, projectID int64, token string
 
 // ingest has LogJobs running jobs append LogChunk bytes as fast as the
 // server takes them for a few seconds, through 64 connections.
-func ingest(ctx context.Context, n *benchNode, projectID int64, token string, o RunnersOptions) (float64, error) {
-	if err := pendingJobs(ctx, n.app.Store, projectID, o.LogJobs); err != nil {
+func ingest(ctx context.Context, n *benchNode, projectID int64, sha, token string, o RunnersOptions) (float64, error) {
+	if err := pendingJobs(ctx, n.app.Store, projectID, sha, o.LogJobs); err != nil {
 		return 0, err
 	}
 	type running struct {

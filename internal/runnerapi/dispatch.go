@@ -176,13 +176,13 @@ const candidatesPerProject = 25
 // served fewest-running-jobs first (fair across projects); within a
 // project, oldest first. The claim itself is one conditional update, so
 // two runners never get the same job.
-func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, string, error) {
+func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*claimedJob, error) {
 	if s.runner.Paused {
-		return nil, "", nil
+		return nil, nil
 	}
 	projects, err := a.pending.get(ctx, a.store, time.Now())
 	if err != nil || len(projects) == 0 {
-		return nil, "", err
+		return nil, err
 	}
 	var eligible []int64
 	for _, p := range projects {
@@ -194,7 +194,7 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 		case ci.GroupRunner:
 			chain, err := a.chains.get(ctx, a.store, p)
 			if err != nil {
-				return nil, "", err
+				return nil, err
 			}
 			if !(&scope{runner: &ci.Runner{Type: ci.GroupRunner, RunUntagged: true}, namespaces: s.namespaces}).canTake(Candidate{ProjectID: p, Chain: chain}) {
 				continue
@@ -203,12 +203,12 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 		eligible = append(eligible, p)
 	}
 	if len(eligible) == 0 {
-		return nil, "", nil
+		return nil, nil
 	}
 	if len(eligible) > 1 { // fairness only matters between projects
 		running, err := a.store.RunningCounts(ctx, eligible)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		sort.SliceStable(eligible, func(i, j int) bool {
 			if running[eligible[i]] != running[eligible[j]] {
@@ -223,21 +223,21 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*ci.Job, st
 	}
 	for _, p := range eligible {
 		token := ci.NewSecret(ci.JobTokenPrefix)
-		job, err := a.store.ClaimNext(ctx, store.ClaimNextParams{ProjectID: p, RunnerID: s.runner.ID, ManagerID: managerID,
+		c, err := a.store.ClaimNext(ctx, store.ClaimNextParams{ProjectID: p, RunnerID: s.runner.ID, ManagerID: managerID,
 			RunnerTags: s.runner.TagList, RunUntagged: s.runner.RunUntagged, ProtectedOnly: s.runner.AccessLevel == "ref_protected", TokenDigest: ci.HashToken(token),
 			MaxTimeout: maxTimeout, DefaultTimeout: int(defaultJobTimeout / time.Second), Now: a.now()})
 		if errors.Is(err, ci.ErrNotFound) {
 			continue // nothing this runner may take in that project
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if a.pipelines != nil {
-			a.pipelines.Enqueue(job.PipelineID)
+			a.pipelines.Enqueue(c.Job.PipelineID)
 		}
-		return job, token, nil
+		return &claimedJob{job: c.Job, token: token, spec: c.Spec}, nil
 	}
-	return nil, "", nil
+	return nil, nil
 }
 
 // defaultJobTimeout is a project's default job timeout (GitLab: 60 minutes).

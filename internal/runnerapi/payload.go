@@ -78,7 +78,8 @@ type jobPayload struct {
 }
 
 // payload builds what the runner needs to run job.
-func (a *API) payload(ctx context.Context, job *ci.Job, token string, runner *ci.Runner) (*jobPayload, error) {
+func (a *API) payload(ctx context.Context, c *claimedJob, runner *ci.Runner) (*jobPayload, error) {
+	job, token := c.job, c.token
 	project, err := a.store.ProjectByID(ctx, job.ProjectID)
 	if err != nil {
 		return nil, err
@@ -92,7 +93,12 @@ func (a *API) payload(ctx context.Context, job *ci.Job, token string, runner *ci
 	if pl == nil {
 		return nil, ci.ErrNotFound
 	}
-	spec, err := a.spec(ctx, job.ID)
+	var spec *pipeline.JobSpec
+	if c.spec != nil {
+		spec, err = pipeline.ParseSpec(c.spec)
+	} else {
+		spec, err = a.spec(ctx, job.ID)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -97,18 +97,18 @@ func (a *API) handleRequest(w http.ResponseWriter, r *http.Request) error {
 		recheck = t.C
 	}
 	for {
-		job, token, ok := a.takeUndelivered(runner.ID)
-		if !ok {
-			if job, token, err = a.claim(ctx, s, managerID); err != nil {
+		claimed := a.takeUndelivered(runner.ID)
+		if claimed == nil {
+			if claimed, err = a.claim(ctx, s, managerID); err != nil {
 				return err
 			}
 		}
-		if job != nil {
-			payload, err := a.payload(ctx, job, token, runner)
+		if claimed != nil {
+			payload, err := a.payload(ctx, claimed, runner)
 			if err != nil {
 				// The job is the runner's already: keep it for its retry
 				// rather than leave it running with nobody on it.
-				a.keepUndelivered(runner.ID, claimedJob{job: job, token: token})
+				a.keepUndelivered(runner.ID, claimed)
 				return err
 			}
 			writeJSON(w, http.StatusCreated, payload)
@@ -143,17 +143,19 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// claimedJob is a job claimed for a runner, with its plain token.
+// claimedJob is a job claimed for a runner, with its plain token and the
+// spec the claim read (nil: read it when building the payload).
 type claimedJob struct {
 	job   *ci.Job
 	token string
+	spec  []byte
 }
 
 // maxUndelivered bounds the jobs kept per runner; past it the watchdog
 // fails the rest.
 const maxUndelivered = 16
 
-func (a *API) keepUndelivered(runnerID int64, c claimedJob) {
+func (a *API) keepUndelivered(runnerID int64, c *claimedJob) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.undelivered[runnerID]) < maxUndelivered {
@@ -161,12 +163,12 @@ func (a *API) keepUndelivered(runnerID int64, c claimedJob) {
 	}
 }
 
-func (a *API) takeUndelivered(runnerID int64) (*ci.Job, string, bool) {
+func (a *API) takeUndelivered(runnerID int64) *claimedJob {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	list := a.undelivered[runnerID]
 	if len(list) == 0 {
-		return nil, "", false
+		return nil
 	}
 	c := list[0]
 	if len(list) == 1 {
@@ -174,5 +176,5 @@ func (a *API) takeUndelivered(runnerID int64) (*ci.Job, string, bool) {
 	} else {
 		a.undelivered[runnerID] = list[1:]
 	}
-	return c.job, c.token, true
+	return c
 }

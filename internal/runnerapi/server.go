@@ -66,7 +66,7 @@ type API struct {
 	// undelivered holds, per runner, jobs claimed for it whose payload
 	// could not be built (the database went away after the claim); the
 	// runner's next request gets them first.
-	undelivered map[int64][]claimedJob
+	undelivered map[int64][]*claimedJob
 
 	// OnTrace, when set, is told about every appended log chunk.
 	OnTrace func(jobID int64)
@@ -99,7 +99,7 @@ func New(cfg Config, st store.Store, blobs blob.Store, pipes *pipeline.Service, 
 	}
 	return &API{cfg: cfg, store: st, blobs: blobs, pipelines: pipes, log: log, now: now, broker: NewBroker(),
 		contacts: map[[2]int64]time.Time{}, managers: map[string]int64{}, watched: map[int64]time.Time{},
-		jobContacts: map[int64]time.Time{}, coverageExprs: map[int64]string{}, undelivered: map[int64][]claimedJob{}}
+		jobContacts: map[int64]time.Time{}, coverageExprs: map[int64]string{}, undelivered: map[int64][]*claimedJob{}}
 }
 
 // Routes registers the runner endpoints on mux.

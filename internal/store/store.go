@@ -471,7 +471,7 @@ type Runners interface {
 	// ClaimNext picks the project's oldest pending build the runner may
 	// take (tags, run_untagged) and claims it in the same statement, so
 	// concurrent runners never race for one row; ErrNotFound if none.
-	ClaimNext(ctx context.Context, p ClaimNextParams) (*ci.Job, error)
+	ClaimNext(ctx context.Context, p ClaimNextParams) (*Claimed, error)
 	// ProjectNamespaceChain returns the project's namespace and its ancestors' ids.
 	ProjectNamespaceChain(ctx context.Context, projectID int64) ([]int64, error)
 	// PendingAhead counts pending builds queued before the job (all projects).
@@ -491,6 +491,13 @@ type RunnerFilter struct {
 	Paused        *bool
 	Tags          []string
 	Offset, Limit int
+}
+
+// Claimed is a job ClaimNext handed to a runner, with its spec (the
+// compiled job definition the payload is built from) read by the claim.
+type Claimed struct {
+	Job  *ci.Job
+	Spec []byte
 }
 
 // ClaimNextParams describe the runner asking for work.

@@ -1,8 +1,8 @@
 // Package cache is a read-through decorator for the store. It keeps the
 // lookups every API request repeats (token → user, project, access level,
-// users, runners, commits, and the pipelines embedded in job documents) for
-// a short TTL, so a hot list endpoint costs
-// one or two queries instead of ten. Jobs are never cached.
+// users, runners, commits, pipeline variables, and the pipelines embedded
+// in job documents) for a short TTL, so a hot list endpoint costs one or
+// two queries instead of ten. Jobs are never cached.
 //
 // Staleness is bounded by the TTL; writes made through this decorator
 // (token revocation, memberships) purge the affected entries at once.
@@ -69,14 +69,15 @@ type Store struct {
 	ttl time.Duration
 	now func() time.Time
 
-	tokens    ttlMap[string, tokenHit]
-	projects  ttlMap[string, *ci.Project] // "id:N" or "path:lower"
-	access    ttlMap[[2]int64, ci.AccessLevel]
-	users     ttlMap[int64, *ci.User]
-	runners   ttlMap[int64, *ci.Runner]
-	managers  ttlMap[int64, *ci.RunnerManager]
-	commits   ttlMap[string, *ci.Commit]
-	pipelines ttlMap[int64, *ci.Pipeline]
+	tokens       ttlMap[string, tokenHit]
+	projects     ttlMap[string, *ci.Project] // "id:N" or "path:lower"
+	access       ttlMap[[2]int64, ci.AccessLevel]
+	users        ttlMap[int64, *ci.User]
+	runners      ttlMap[int64, *ci.Runner]
+	managers     ttlMap[int64, *ci.RunnerManager]
+	commits      ttlMap[string, *ci.Commit]
+	pipelines    ttlMap[int64, *ci.Pipeline]
+	pipelineVars ttlMap[int64, []store.Variable]
 }
 
 // New wraps st; a ttl of zero returns st unchanged.
@@ -224,6 +225,21 @@ func (c *Store) CommitsBySHA(ctx context.Context, projectID int64, shas []string
 		c.commits.put(prefix+s, v, now.Add(time.Hour))
 	}
 	return out, nil
+}
+
+// PipelineVariables caches longer: a pipeline's variables are written
+// with it and never change. Callers must not modify the slice.
+func (c *Store) PipelineVariables(ctx context.Context, pipelineID int64) ([]store.Variable, error) {
+	now := c.now()
+	if v, ok := c.pipelineVars.get(pipelineID, now); ok {
+		return v, nil
+	}
+	v, err := c.Store.PipelineVariables(ctx, pipelineID)
+	if err != nil {
+		return nil, err
+	}
+	c.pipelineVars.put(pipelineID, v, now.Add(time.Hour))
+	return v, nil
 }
 
 // Unwrap returns the wrapped store.

@@ -55,6 +55,18 @@ func TestCacheStalenessAndPurge(t *testing.T) {
 			if err != nil || len(users) != 2 || users[fx.Bob.ID].Username != "bob" {
 				t.Fatalf("users %v %v", users, err)
 			}
+			// A pipeline's variables are read through and then kept.
+			pl, err := raw.CreatePipeline(ctx, store.NewPipeline{Pipeline: ci.Pipeline{ProjectID: fx.Project.ID, SHA: "abc", Ref: "main",
+				Status: ci.StatusCreated, Source: ci.SourceAPI, CreatedAt: now, UpdatedAt: now}, Variables: []store.Variable{{Key: "K", Value: "v"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				vars, err := st.PipelineVariables(ctx, pl.ID)
+				if err != nil || len(vars) != 1 || vars[0].Key != "K" || vars[0].Value != "v" {
+					t.Fatalf("pipeline variables %v %v", vars, err)
+				}
+			}
 		})
 	}
 }

@@ -343,7 +343,7 @@ func (db *DB) TimedOutJobs(ctx context.Context, now time.Time, silentFor time.Du
 		(runner_updated_at IS NOT NULL AND runner_updated_at < ?)) ORDER BY id LIMIT 1000`, tm(now), tm(now.Add(-silentFor)))
 }
 
-func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, error) {
+func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Claimed, error) {
 	var tagCond string
 	args := []any{}
 	untagged := "FALSE"
@@ -381,11 +381,14 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*ci.Job, 
 	setArgs = append(setArgs, p.RunnerID, idArg(nonZero(p.ManagerID)), p.TokenDigest, now,
 		p.MaxTimeout, p.DefaultTimeout, p.MaxTimeout, p.MaxTimeout, p.DefaultTimeout)
 	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = (` + pick + `) AND status = 'pending'`
-	job, err := db.moveJob(ctx, update, append(setArgs, pickArgs...))
+	job, spec, err := db.moveJobWithSpec(ctx, update, append(setArgs, pickArgs...), true)
 	if err == sql.ErrNoRows {
 		return nil, ci.ErrNotFound
 	}
-	return job, err
+	if err != nil {
+		return nil, err
+	}
+	return &store.Claimed{Job: job, Spec: spec}, nil
 }
 
 func (db *DB) PendingAhead(ctx context.Context, jobID int64) (int, error) {

@@ -385,20 +385,46 @@ func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int,
 // the job's pipeline for processing, atomically: one statement on
 // PostgreSQL, one transaction on SQLite. sql.ErrNoRows means nothing moved.
 func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, error) {
-	update += ` RETURNING ` + jobCols
+	job, _, err := db.moveJobWithSpec(ctx, update, args, false)
+	return job, err
+}
+
+// moveJobWithSpec is moveJob that, when withSpec, also returns the moved
+// job's spec from the same statement (a claim needs it for the payload).
+func (db *DB) moveJobWithSpec(ctx context.Context, update string, args []any, withSpec bool) (*ci.Job, []byte, error) {
+	cols, n := jobCols, 32
+	if withSpec {
+		cols, n = jobCols+`, spec`, 33
+	}
+	r := newRawRow(n)
+	scan := func(row *sql.Row) (*ci.Job, []byte, error) {
+		if err := row.Scan(r.ptrs...); err != nil {
+			return nil, nil, err
+		}
+		job, err := jobFromRow(r)
+		if err != nil || !withSpec {
+			return job, nil, err
+		}
+		return job, []byte(r.str(32)), nil
+	}
+	update += ` RETURNING ` + cols
 	if db.dialect.Name == "postgres" {
 		db.writes.Add(1)
-		return scanJob(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
+		return scan(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
 			wake AS (INSERT INTO pipeline_wakeups (pipeline_id) SELECT pipeline_id FROM moved)
-			SELECT `+jobCols+` FROM moved`), args...))
+			SELECT `+cols+` FROM moved`), args...))
 	}
 	var job *ci.Job
+	var spec []byte
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		job, err = db.moveJobIn(ctx, tx, update, args)
+		if job, spec, err = scan(tx.QueryRowContext(ctx, db.q(update), args...)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, db.q(wakePipeline), job.PipelineID)
 		return err
 	})
-	return job, err
+	return job, spec, err
 }
 
 // moveJobIn is moveJob inside an open transaction; update already ends in

@@ -1,0 +1,49 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"gantry/internal/ci"
+	"gantry/internal/store"
+)
+
+func init() { extra["ClaimNext"] = testClaimNext }
+
+// A claim takes the oldest pending build the runner's tags allow, moves it
+// to running with the runner, its token digest and timeout in the same
+// statement, and returns the job's spec with it.
+func testClaimNext(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	u, p, _ := seedProject(t, st)
+	tagged := newJob("tagged", 0, "on_success")
+	tagged.Job.TagList = []string{"gpu"}
+	tagged.Spec = []byte(`{"script":["nvidia-smi"]}`)
+	pl := ok[*ci.Pipeline](t)(st.CreatePipeline(ctx, store.NewPipeline{
+		Pipeline: ci.Pipeline{ProjectID: p.ID, SHA: "abc", Ref: "main", Status: ci.StatusCreated, Source: ci.SourcePush, UserID: &u.ID, CreatedAt: t0, UpdatedAt: t0},
+		Jobs:     []store.NewJob{tagged, newJob("plain", 0, "on_success")},
+	}))
+	ok[*store.ProcessResult](t)(st.ProcessPipeline(ctx, pl.ID, t0.Add(time.Second), ci.ProcessPipeline))
+	r := ok[*ci.Runner](t)(st.InsertRunner(ctx, ci.Runner{Type: ci.InstanceRunner, Description: "r", RunUntagged: true, CreatedAt: t0}, "claim-digest"))
+	params := store.ClaimNextParams{ProjectID: p.ID, RunnerID: r.ID, RunUntagged: true, TokenDigest: "job-digest-1", MaxTimeout: 600, DefaultTimeout: 3600, Now: t0.Add(2 * time.Second)}
+
+	// Untagged runner: only the untagged job, though the tagged one is older.
+	c := ok[*store.Claimed](t)(st.ClaimNext(ctx, params))
+	if c.Job.Name != "plain" || c.Job.Status != ci.StatusRunning || c.Job.RunnerID == nil || *c.Job.RunnerID != r.ID ||
+		c.Job.TimeoutSeconds == nil || *c.Job.TimeoutSeconds != 600 || string(c.Spec) != `{"script":["true"]}` {
+		t.Fatalf("claimed %+v spec %s", c.Job, c.Spec)
+	}
+	if byToken := ok[*ci.Job](t)(st.JobByTokenDigest(ctx, "job-digest-1")); byToken.ID != c.Job.ID {
+		t.Fatalf("token digest points at %d, claimed %d", byToken.ID, c.Job.ID)
+	}
+	if _, err := st.ClaimNext(ctx, params); !errors.Is(err, ci.ErrNotFound) {
+		t.Fatalf("nothing left for an untagged runner: %v", err)
+	}
+	params.RunnerTags, params.TokenDigest = []string{"gpu", "linux"}, "job-digest-2"
+	c = ok[*store.Claimed](t)(st.ClaimNext(ctx, params))
+	if c.Job.Name != "tagged" || string(c.Spec) != `{"script":["nvidia-smi"]}` {
+		t.Fatalf("claimed %s spec %s", c.Job.Name, c.Spec)
+	}
+}
