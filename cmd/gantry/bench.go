@@ -170,6 +170,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		fs.IntVar(&o.Jobs, "jobs", 5000, "no-op jobs")
 		fs.IntVar(&o.LogJobs, "log-jobs", 1000, "running jobs appending logs")
 		fs.IntVar(&o.LogChunk, "log-chunk", 4096, "bytes per log append")
+		fs.DurationVar(&o.LogEvery, "log-every", 3*time.Second, "paced log appends: one per running job per this interval")
 		fs.DurationVar(&o.IdleFor, "idle-for", 10*time.Second, "how long idle polling is observed")
 		fs.DurationVar(&o.LongPoll, "long-poll", 20*time.Second, "server long-poll hold")
 		if err := fs.Parse(args[1:]); err != nil {
