@@ -402,3 +402,45 @@ func TestTaggedRunnerClaims(t *testing.T) {
 		})
 	}
 }
+
+// PUT /runners/:id checks its parameters as GitLab does: after
+// authentication and before looking the runner up.
+func TestUpdateRunnerParams(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			n := startNode(t, b)
+			var created struct{ ID int64 }
+			if code := n.api("POST", "/user/runners", map[string]any{"runner_type": "instance_type", "description": "r"}, &created); code != 201 {
+				t.Fatalf("create runner %d", code)
+			}
+			root := map[string]string{"PRIVATE-TOKEN": rootToken, "Content-Type": "application/json"}
+			missing := `{"error":"description, active, paused, tag_list, run_untagged, locked, access_level, maximum_timeout, maintenance_note are missing, at least one parameter must be provided"}`
+			for _, c := range []struct {
+				path, body string
+				headers    map[string]string
+				code       int
+				want       string
+			}{
+				{fmt.Sprintf("/runners/%d", created.ID), `{}`, nil, 401, `{"message":"401 Unauthorized"}`},
+				{fmt.Sprintf("/runners/%d", created.ID), `{}`, root, 400, missing},
+				{"/runners/999999", `{}`, root, 400, missing},
+				{fmt.Sprintf("/runners/%d", created.ID), `{"active":true,"paused":true}`, root, 400, `{"error":"active, paused are mutually exclusive"}`},
+				{"/runners/999999", `{"paused":true}`, root, 404, `{"message":"404 Runner Not Found"}`},
+			} {
+				code, _, body := n.raw("PUT", c.path, []byte(c.body), c.headers)
+				if code != c.code || strings.TrimSpace(string(body)) != c.want {
+					t.Errorf("PUT %s %s: %d %s, want %d %s", c.path, c.body, code, body, c.code, c.want)
+				}
+			}
+			var got struct {
+				Paused      bool     `json:"paused"`
+				Description string   `json:"description"`
+				TagList     []string `json:"tag_list"`
+			}
+			code, _, body := n.raw("PUT", fmt.Sprintf("/runners/%d", created.ID), []byte(`{"active":false,"tag_list":["a","b"]}`), root)
+			if code != 200 || json.Unmarshal(body, &got) != nil || !got.Paused || got.Description != "r" || len(got.TagList) != 2 {
+				t.Fatalf("update %d %s", code, body)
+			}
+		})
+	}
+}

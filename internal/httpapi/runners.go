@@ -323,50 +323,24 @@ func (a *API) handleGetRunner(w http.ResponseWriter, r *http.Request) error {
 
 // PUT /runners/:id
 func (a *API) handleUpdateRunner(w http.ResponseWriter, r *http.Request) error {
-	_, rn, err := a.findRunner(r, false)
-	if err != nil {
+	// GitLab's order: authentication, then the parameters, then the runner.
+	if _, err := a.requireUser(r, authUser); err != nil {
 		return err
 	}
 	p, err := readParams(r)
 	if err != nil {
 		return err
 	}
-	if p.has("description") {
-		rn.Description = p.str("description")
-	}
-	if p.has("maintenance_note") {
-		rn.MaintenanceNote = p.str("maintenance_note")
-	}
-	for name, dst := range map[string]*bool{"paused": &rn.Paused, "run_untagged": &rn.RunUntagged, "locked": &rn.Locked} {
-		if v, ok, err := p.boolParam(name); err != nil {
-			return err
-		} else if ok {
-			*dst = v
-		}
-	}
-	if v, ok, err := p.boolParam("active"); err != nil {
+	apply, err := runnerUpdate(p)
+	if err != nil {
 		return err
-	} else if ok {
-		rn.Paused = !v
 	}
-	if p.has("access_level") {
-		al := p.str("access_level")
-		if al != "not_protected" && al != "ref_protected" {
-			return errParam("access_level does not have a valid value")
-		}
-		rn.AccessLevel = al
-	}
-	if v, ok, err := p.intParam("maximum_timeout"); err != nil {
+	_, rn, err := a.findRunner(r, false)
+	if err != nil {
 		return err
-	} else if ok {
-		if v < 600 {
-			return errBadRequest("maximum_timeout needs to be at least 10 minutes")
-		}
-		t := int(v)
-		rn.MaximumTimeout = &t
 	}
-	if p.has("tag_list") || p.has("tag_list[]") {
-		rn.TagList = tagListParam(p)
+	if err := apply(rn); err != nil {
+		return err
 	}
 	updated, err := a.store.UpdateRunner(r.Context(), *rn)
 	if err != nil {
@@ -374,6 +348,86 @@ func (a *API) handleUpdateRunner(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, a.runnerDetail(r.Context(), updated))
 	return nil
+}
+
+// runnerUpdateParams are what PUT /runners/:id may change; GitLab wants at
+// least one of them, and active and paused are two ways to say one thing.
+var runnerUpdateParams = []string{"description", "active", "paused", "tag_list", "run_untagged", "locked", "access_level", "maximum_timeout", "maintenance_note"}
+
+// runnerUpdate checks PUT /runners/:id's parameters and returns the change
+// they make; the change refuses what only the runner's own validation
+// catches (after the runner was found, as in GitLab).
+func runnerUpdate(p *params) (func(*ci.Runner) error, error) {
+	given := false
+	for _, name := range runnerUpdateParams {
+		given = given || p.has(name) || (name == "tag_list" && p.has("tag_list[]"))
+	}
+	if !given {
+		return nil, errParam(strings.Join(runnerUpdateParams, ", ") + " are missing, at least one parameter must be provided")
+	}
+	if p.has("active") && p.has("paused") {
+		return nil, errParam("active, paused are mutually exclusive")
+	}
+	var changes []func(*ci.Runner)
+	tooShort := false
+	if p.has("description") {
+		v := p.str("description")
+		changes = append(changes, func(rn *ci.Runner) { rn.Description = v })
+	}
+	if p.has("maintenance_note") {
+		v := p.str("maintenance_note")
+		changes = append(changes, func(rn *ci.Runner) { rn.MaintenanceNote = v })
+	}
+	for _, name := range []string{"paused", "run_untagged", "locked", "active"} {
+		v, ok, err := p.boolParam(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		changes = append(changes, func(rn *ci.Runner) {
+			switch name {
+			case "paused":
+				rn.Paused = v
+			case "active":
+				rn.Paused = !v
+			case "run_untagged":
+				rn.RunUntagged = v
+			case "locked":
+				rn.Locked = v
+			}
+		})
+	}
+	if p.has("access_level") {
+		al := p.str("access_level")
+		if al != "not_protected" && al != "ref_protected" {
+			return nil, errParam("access_level does not have a valid value")
+		}
+		changes = append(changes, func(rn *ci.Runner) { rn.AccessLevel = al })
+	}
+	if v, ok, err := p.intParam("maximum_timeout"); err != nil {
+		return nil, err
+	} else if ok {
+		if v < 600 {
+			tooShort = true
+		}
+		t := int(v)
+		changes = append(changes, func(rn *ci.Runner) { rn.MaximumTimeout = &t })
+	}
+	if p.has("tag_list") || p.has("tag_list[]") {
+		tags := tagListParam(p)
+		changes = append(changes, func(rn *ci.Runner) { rn.TagList = tags })
+	}
+	return func(rn *ci.Runner) error {
+		if tooShort {
+			return errBadRequest("maximum_timeout needs to be at least 10 minutes")
+		}
+		for _, c := range changes {
+			c(rn)
+		}
+		return nil
+	}, nil
 }
 
 // DELETE /runners/:id
