@@ -348,7 +348,8 @@ func (a *App) gitHandler() http.Handler {
 	}
 	h := a.Repos.Handler(auth, onPush, a.log)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if user, _, ok := credentials(r.Context(), a.Store, r, a.now()); ok {
+		// A store failure here is met again, and answered, by the authorisation.
+		if user, _, ok, _ := credentials(r.Context(), a.Store, r, a.now()); ok {
 			r = r.WithContext(context.WithValue(r.Context(), pusherKey{}, user))
 		}
 		h.ServeHTTP(w, r)

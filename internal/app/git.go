@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -22,31 +23,45 @@ type gitAuth struct {
 }
 
 // credentials resolves Basic credentials to a user; job tokens also give
-// the job. ok is false when credentials are absent or wrong.
-func credentials(ctx context.Context, st store.Store, r *http.Request, now time.Time) (user *ci.User, job *ci.Job, ok bool) {
+// the job. ok is false when credentials are absent or wrong; err is a
+// store failure, which must not pass for wrong credentials (the client
+// would be told to log in again instead of to retry).
+func credentials(ctx context.Context, st store.Store, r *http.Request, now time.Time) (user *ci.User, job *ci.Job, ok bool, err error) {
 	name, secret, has := r.BasicAuth()
 	if !has || secret == "" {
-		return nil, nil, false
+		return nil, nil, false, nil
+	}
+	unknown := func(err error) (*ci.User, *ci.Job, bool, error) {
+		if errors.Is(err, ci.ErrNotFound) {
+			return nil, nil, false, nil
+		}
+		return nil, nil, false, err
 	}
 	if name == "gitlab-ci-token" || strings.HasPrefix(secret, ci.JobTokenPrefix) {
 		j, err := st.JobByTokenDigest(ctx, ci.HashToken(secret))
-		if err != nil || !j.Status.Executing() || j.UserID == nil {
-			return nil, nil, false
+		if err != nil {
+			return unknown(err)
+		}
+		if !j.Status.Executing() || j.UserID == nil {
+			return nil, nil, false, nil
 		}
 		u, err := st.UserByID(ctx, *j.UserID)
-		if err != nil || u.State != "active" {
-			return nil, nil, false
+		if err != nil {
+			return unknown(err)
 		}
-		return u, j, true
+		if u.State != "active" {
+			return nil, nil, false, nil
+		}
+		return u, j, true, nil
 	}
 	tok, u, err := st.TokenByDigest(ctx, ci.HashToken(secret))
-	if err != nil || tok.Revoked || u.State != "active" {
-		return nil, nil, false
+	if err != nil {
+		return unknown(err)
 	}
-	if tok.ExpiresAt != nil && !tok.ExpiresAt.After(now) {
-		return nil, nil, false
+	if tok.Revoked || u.State != "active" || tok.ExpiresAt != nil && !tok.ExpiresAt.After(now) {
+		return nil, nil, false, nil
 	}
-	return u, nil, true
+	return u, nil, true, nil
 }
 
 func (g *gitAuth) Authorize(r *http.Request, fullPath string) (githost.Access, bool, bool, error) {
@@ -56,9 +71,12 @@ func (g *gitAuth) Authorize(r *http.Request, fullPath string) (githost.Access, b
 		return githost.Access{}, false, false, nil
 	}
 	if err != nil {
-		return githost.Access{}, false, false, err
+		return githost.Access{}, false, false, unavailable(err)
 	}
-	user, job, authed := credentials(ctx, g.store, r, g.now())
+	user, job, authed, err := credentials(ctx, g.store, r, g.now())
+	if err != nil {
+		return githost.Access{}, false, false, unavailable(err)
+	}
 	v := ci.Viewer{User: user}
 	if user != nil && job == nil {
 		if v.Access, err = g.store.ProjectAccess(ctx, user.ID, p); err != nil {
@@ -107,6 +125,15 @@ func (g *gitAuth) Authorize(r *http.Request, fullPath string) (githost.Access, b
 		return githost.Access{}, false, false, err
 	}
 	return acc, true, authed, nil
+}
+
+// unavailable marks a store failure that means the database cannot be
+// reached, so the git handler answers 503 (retry) rather than 500.
+func unavailable(err error) error {
+	if store.Unavailable(err) && !errors.Is(err, ci.ErrUnavailable) {
+		return fmt.Errorf("%w: %w", ci.ErrUnavailable, err)
+	}
+	return err
 }
 
 // pushRules turns the project's protected branches and tags into what the

@@ -55,10 +55,31 @@ func TestReadinessFollowsTheDatabase(t *testing.T) {
 		t.Fatalf("readiness before the cut: %d", code)
 	}
 	listener := cut.app.Events.ListenerPID()
+	// A project and a token the node has not looked up yet, for a git
+	// request during the cut (nothing of them is cached).
+	var proj struct {
+		Path string `json:"path_with_namespace"`
+	}
+	var tok struct{ Token string }
+	if cut.api("POST", "/projects", map[string]any{"name": "git-during-cut"}, &proj) != http.StatusCreated ||
+		cut.api("POST", "/users/1/personal_access_tokens", map[string]any{"name": "git", "scopes": []string{"api"}}, &tok) != http.StatusCreated {
+		t.Fatal("project or token")
+	}
 
 	proxy.Cut()
 	if code := cut.readiness(); code != http.StatusServiceUnavailable {
 		t.Fatalf("readiness with the database cut off: %d", code)
+	}
+	// Git is told to retry, not that its valid credentials are wrong.
+	req, _ := http.NewRequest("GET", cut.base+"/"+proj.Path+".git/info/refs?service=git-upload-pack", nil)
+	req.SetBasicAuth("root", tok.Token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("git with the database cut off: %d %v", res.StatusCode, res.Header)
 	}
 	waitFor(t, "the listener to notice the cut", func() bool { return cut.app.Events.ListenerPID() == 0 })
 	if code := cut.readiness(); code != http.StatusServiceUnavailable {

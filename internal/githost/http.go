@@ -2,6 +2,7 @@ package githost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"gantry/internal/ci"
 )
 
 // Access is what an Authorizer grants for one request.
@@ -174,6 +177,13 @@ func (h *gitHandler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	acc, found, authenticated, err := h.auth.Authorize(req, fullPath)
+	if errors.Is(err, ci.ErrUnavailable) {
+		// The database is out of reach: git clients and runners retry.
+		h.log.Warn("githost: authorize", "path", fullPath, "err", err)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "503 Service Unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	if err != nil {
 		h.log.Error("githost: authorize", "path", fullPath, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
