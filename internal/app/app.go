@@ -264,6 +264,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	watchdog := newWatchdog(runners, cfg.JobSilentTimeout)
 	expiryWorker := expiry.New(st, blobs, opt.Logger, opt.Now, cfg.ArtifactExpiryInterval)
+	indexer := &logsearch.Indexer{Store: st, Blobs: blobs, Logs: &joblog.Reader{Store: st, Blobs: blobs}, Log: opt.Logger, Now: opt.Now}
 	var leases *lease.Keeper
 	if events != nil {
 		// Every node runs the same workers; each periodic sweep runs
@@ -273,6 +274,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		expiryWorker.Gate = leases.Gate(lease.ArtifactExpiry)
 		archiver.Gate = leases.Gate(lease.LogArchive)
 		pipes.SweepGate = leases.Gate(lease.PipelineSweep)
+		indexer.Gate = leases.Gate(lease.LogIndex)
 	}
 	clusterAgents := &agents.Service{Store: st, Files: repos, Log: opt.Logger}
 	pipes.OnDefaultBranchMoved = clusterAgents.RefreshProject
@@ -295,8 +297,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	return &App{Config: cfg, Store: st, API: api, Web: ui, Repos: repos, Pipelines: pipes, Runners: runners, Blobs: blobs,
 		Expiry: expiryWorker, LogArchiver: archiver, LogHub: logHub, Events: events, relay: relay, Leases: leases,
 		EventHub: eventHub, Hooks: hooks,
-		LogIndexer: &logsearch.Indexer{Store: st, Blobs: blobs, Logs: &joblog.Reader{Store: st, Blobs: blobs}, Log: opt.Logger, Now: opt.Now},
-		Watchdog:   watchdog, log: opt.Logger, reg: reg, now: opt.Now}, nil
+		LogIndexer: indexer, Watchdog: watchdog, log: opt.Logger, reg: reg, now: opt.Now}, nil
 }
 
 // newWatchdog fails jobs silent for longer than silent, looking a few

@@ -24,10 +24,11 @@ const (
 	ArtifactExpiry = "artifact-expiry"
 	LogArchive     = "log-archive"
 	PipelineSweep  = "pipeline-sweep"
+	LogIndex       = "log-index"
 )
 
 // All are the leases a node claims.
-var All = []string{Watchdog, ArtifactExpiry, LogArchive, PipelineSweep}
+var All = []string{Watchdog, ArtifactExpiry, LogArchive, PipelineSweep, LogIndex}
 
 // DefaultTTL is how long a lease outlives its holder's last renewal: the
 // longest a dead node's sweeps wait for another node to take them.

@@ -37,6 +37,11 @@ type Indexer struct {
 	// 0), so segments stay large; search scans the logs still pending.
 	MinLogs int
 	MaxWait time.Duration
+	// Gate, when set, is asked before each sweep of the started worker;
+	// nodes sharing a database index only where it says yes (two nodes
+	// indexing the same logs would build duplicate segments), see package
+	// lease.
+	Gate func() bool
 
 	stop, done chan struct{}
 	stopOnce   sync.Once
@@ -69,6 +74,9 @@ func (ix *Indexer) Start(ctx context.Context) {
 			case <-ix.stop:
 				return
 			case <-t.C:
+				if ix.Gate != nil && !ix.Gate() {
+					continue
+				}
 				if _, err := ix.Sweep(ctx, false); err != nil && ctx.Err() == nil && ix.Log != nil {
 					ix.Log.Warn("index logs", "err", err)
 				}
