@@ -292,11 +292,13 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 			cancel()
 			return rep, err
 		}
-		t0 := time.Now()
-		if _, err := st.TransitionJob(ctx, store.TransitionParams{JobID: job.ID, From: ci.StatusCreated, To: ci.StatusPending, Now: t0}); err != nil {
+		// The job is pending once its move commits: the clock starts then,
+		// as the pipeline processor would then tell dispatch.
+		if _, err := st.TransitionJob(ctx, store.TransitionParams{JobID: job.ID, From: ci.StatusCreated, To: ci.StatusPending, Now: time.Now()}); err != nil {
 			cancel()
 			return rep, err
 		}
+		t0 := time.Now()
 		n.app.Runners.JobsPending(proj.ID, []int64{job.ID})
 		select {
 		case id := <-got:
