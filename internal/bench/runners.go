@@ -285,7 +285,7 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 	}
 	time.Sleep(time.Second)
 	st := n.app.Store
-	var lat []time.Duration
+	var lat, withMove []time.Duration
 	for i := 0; i < o.Pickups; i++ {
 		job, err := createdJob(ctx, st, proj.ID, benchSHA)
 		if err != nil {
@@ -293,8 +293,10 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 			return rep, err
 		}
 		// The job is pending once its move commits: the clock starts then,
-		// as the pipeline processor would then tell dispatch.
-		if _, err := st.TransitionJob(ctx, store.TransitionParams{JobID: job.ID, From: ci.StatusCreated, To: ci.StatusPending, Now: time.Now()}); err != nil {
+		// as the pipeline processor would then tell dispatch. The time of
+		// the move itself is reported beside it.
+		tMove := time.Now()
+		if _, err := st.TransitionJob(ctx, store.TransitionParams{JobID: job.ID, From: ci.StatusCreated, To: ci.StatusPending, Now: tMove}); err != nil {
 			cancel()
 			return rep, err
 		}
@@ -306,15 +308,17 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 				cancel()
 				return rep, fmt.Errorf("picked %d, want %d", id, job.ID)
 			}
-			lat = append(lat, time.Since(t0))
+			lat, withMove = append(lat, time.Since(t0)), append(withMove, time.Since(tMove))
 		case <-time.After(30 * time.Second):
 			cancel()
 			return rep, fmt.Errorf("job %d not picked up", job.ID)
 		}
 	}
 	slices.Sort(lat)
+	slices.Sort(withMove)
 	rep.PickupP50, rep.PickupP99 = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
-	fmt.Fprintf(out, "[%s] pickup with %d long-polling runners: p50 %.2f ms, p99 %.2f ms (%d jobs)\n", name, o.IdleRunners, ms(rep.PickupP50), ms(rep.PickupP99), len(lat))
+	fmt.Fprintf(out, "[%s] pickup with %d long-polling runners: p50 %.2f ms, p99 %.2f ms (%d jobs); counting the move to pending too: p50 %.2f ms, p99 %.2f ms\n",
+		name, o.IdleRunners, ms(rep.PickupP50), ms(rep.PickupP99), len(lat), ms(withMove[len(withMove)/2]), ms(withMove[min(len(withMove)-1, len(withMove)*99/100)]))
 	// --- idle polling: requests and database writes ---
 	// Let processing of the pickup jobs' pipelines finish first.
 	for i := 0; i < 100; i++ {
