@@ -100,7 +100,6 @@ func (f *FS) Put(ctx context.Context, key string, r io.Reader, limit int64) (int
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(tmp.Name())
 	n, err := io.Copy(tmp, &limitedReader{r: r, left: limit, limit: limit > 0})
 	if err == nil {
 		err = tmp.Sync()
@@ -108,10 +107,12 @@ func (f *FS) Put(ctx context.Context, key string, r io.Reader, limit int64) (int
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err != nil {
+		// Only a failed Put leaves its temporary file to remove.
+		_ = os.Remove(tmp.Name())
 		return 0, err
 	}
 	if d, err := os.Open(filepath.Dir(dst)); err == nil {
