@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
+	"gantry/internal/blob"
+	"gantry/internal/ci"
 	"gantry/internal/joblog"
 	"gantry/internal/store"
 	"gantry/internal/testenv"
@@ -110,4 +113,66 @@ func TestLogArchiveRepairsDamagedBlob(t *testing.T) {
 		t.Fatal("chunks left")
 	}
 	n.checkRanges(pid, jobID, want)
+}
+
+// One sweep archives a batch of logs in one transaction; a log that grows
+// after its blob was written (so the record is refused) stops only its own
+// job: its blob is dropped, its chunks stay, and the next sweep archives
+// it whole.
+func TestLogArchiveBatchSkipsAChangedLog(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			n := startNode(t, b)
+			n.app.LogArchiver.Stop()
+			type ended struct {
+				pid, jobID int64
+				log        []byte
+			}
+			var jobs []ended
+			for i := range 3 {
+				pid, jobID, jobToken := n.runningJob(fmt.Sprintf("batch-%d", i))
+				log := sampleLog(70_000 + i*1000)
+				n.appendInPieces(jobID, jobToken, log)
+				n.finishJob(jobID, jobToken, "success")
+				jobs = append(jobs, ended{pid, jobID, log})
+			}
+			changed := &jobs[1]
+			late := []byte("written after the blob\n")
+			growing := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs,
+				Interrupt: func(jobID int64, step joblog.Step) bool {
+					if jobID == changed.jobID && step == joblog.StepVerified {
+						if _, err := n.app.Store.AppendTrace(ctx, jobID, int64(len(changed.log)), late); err != nil {
+							t.Errorf("append: %v", err)
+						}
+						changed.log = append(changed.log, late...)
+					}
+					return false
+				}}
+			if done := growing.Sweep(ctx); done != 2 {
+				t.Fatalf("first sweep archived %d logs, want 2", done)
+			}
+			if got := chunkCount(t, n.app.Store, changed.jobID); got == 0 {
+				t.Fatal("the changed log's chunks were deleted")
+			}
+			if _, err := n.app.Store.TraceArchiveOf(ctx, changed.jobID); !errors.Is(err, ci.ErrNotFound) {
+				t.Fatalf("the changed log's archive: %v", err)
+			}
+			if _, _, err := n.app.Blobs.Open(ctx, joblog.BlobKey(changed.jobID)); !errors.Is(err, blob.ErrNotFound) {
+				t.Fatalf("the changed log's blob: %v", err)
+			}
+			if again := (&joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs}); again.Sweep(ctx) != 1 {
+				t.Fatalf("second sweep: %+v", again.Stats())
+			}
+			for _, j := range jobs {
+				if got := chunkCount(t, n.app.Store, j.jobID); got != 0 {
+					t.Fatalf("job %d keeps %d chunks", j.jobID, got)
+				}
+				if arts := n.traceArtifacts(j.pid, j.jobID); len(arts) != 1 || arts[0]["size"] != float64(len(j.log)) {
+					t.Fatalf("job %d's trace artifacts %v", j.jobID, arts)
+				}
+				n.checkRanges(j.pid, j.jobID, j.log)
+			}
+		})
+	}
 }

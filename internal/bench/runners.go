@@ -355,6 +355,8 @@ func runnersOne(ctx context.Context, name string, o RunnersOptions, out io.Write
 		return rep, err
 	}
 	fmt.Fprintf(out, "[%s] %d no-op jobs through %d runners: %.0f jobs/s\n", name, o.Jobs, o.WorkRunners, rep.JobsPerSecond)
+	// Whether log archiving keeps up with the jobs' end.
+	fmt.Fprintf(out, "[%s] logs archived by then: %d\n", name, n.app.LogArchiver.Stats().Archived)
 	in, err := ingest(ctx, n, proj.ID, benchSHA, token, o)
 	if err != nil {
 		return rep, err

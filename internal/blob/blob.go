@@ -50,7 +50,17 @@ func checkKey(key string) error {
 }
 
 // FS stores blobs as files under Root.
-type FS struct{ Root string }
+type FS struct {
+	Root string
+
+	// dirs holds directories Put found or made, so that the next Put in
+	// one skips MkdirAll (a directory removed since is made again).
+	dirsMu sync.Mutex
+	dirs   map[string]struct{}
+}
+
+// maxKnownDirs bounds dirs; past it, it starts over.
+const maxKnownDirs = 4096
 
 func (f *FS) path(key string) (string, error) {
 	if err := checkKey(key); err != nil {
@@ -86,14 +96,10 @@ func (f *FS) Put(ctx context.Context, key string, r io.Reader, limit int64) (int
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
-		return 0, err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".upload-*")
+	tmp, err := f.createTemp(filepath.Dir(dst))
 	if err != nil {
 		return 0, err
 	}
-	defer os.Remove(tmp.Name())
 	n, err := io.Copy(tmp, &limitedReader{r: r, left: limit, limit: limit > 0})
 	if err == nil {
 		err = tmp.Sync()
@@ -101,10 +107,12 @@ func (f *FS) Put(ctx context.Context, key string, r io.Reader, limit int64) (int
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return 0, err
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
 	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err != nil {
+		// Only a failed Put leaves its temporary file to remove.
+		_ = os.Remove(tmp.Name())
 		return 0, err
 	}
 	if d, err := os.Open(filepath.Dir(dst)); err == nil {
@@ -112,6 +120,30 @@ func (f *FS) Put(ctx context.Context, key string, r io.Reader, limit int64) (int
 		d.Close()
 	}
 	return n, nil
+}
+
+// createTemp creates a temporary file in dir, making dir first unless
+// it is known to exist.
+func (f *FS) createTemp(dir string) (*os.File, error) {
+	f.dirsMu.Lock()
+	_, known := f.dirs[dir]
+	f.dirsMu.Unlock()
+	if known {
+		tmp, err := os.CreateTemp(dir, ".upload-*")
+		if !errors.Is(err, os.ErrNotExist) {
+			return tmp, err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	f.dirsMu.Lock()
+	if f.dirs == nil || len(f.dirs) >= maxKnownDirs {
+		f.dirs = map[string]struct{}{}
+	}
+	f.dirs[dir] = struct{}{}
+	f.dirsMu.Unlock()
+	return os.CreateTemp(dir, ".upload-*")
 }
 
 func (f *FS) Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error) {

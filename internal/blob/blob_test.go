@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,6 +96,26 @@ func filesUnder(root string) ([]string, error) {
 		return err
 	})
 	return out, err
+}
+
+// A directory removed after a Put wrote into it is made again by the next.
+func TestFSDirectoryRemovedBetweenPuts(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	st := &blob.FS{Root: root}
+	for i, key := range []string{"a/b/one", "a/b/two", "a/b/three"} {
+		if _, err := st.Put(ctx, key, strings.NewReader(key), 0); err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+		if i == 0 {
+			if err := os.RemoveAll(filepath.Join(root, "a")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got, err := filesUnder(root); err != nil || strings.Join(got, ",") != "a/b/three,a/b/two" {
+		t.Fatalf("files %q %v", got, err)
+	}
 }
 
 // onlySeeker hides the file's own ReadAt, so the seeking adapter is used.

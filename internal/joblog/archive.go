@@ -48,7 +48,9 @@ type Archiver struct {
 	// (jobs ended by another node or by a path that does not wake it).
 	Interval time.Duration
 	// Interrupt, when set, is asked after each step whether to stop there,
-	// as a crash would (tests use it).
+	// as a crash would (tests use it). With it set, recording the archives
+	// and deleting the chunks take a transaction each, so that it can stop
+	// between them.
 	Interrupt func(jobID int64, step Step) bool
 	// Gate, when set, is asked before each sweep of the started worker;
 	// nodes sharing a database archive only where it says yes (two nodes
@@ -76,8 +78,13 @@ func (a *Archiver) Stats() Stats {
 	return Stats{Archived: a.archived.Load(), ChunksDeleted: a.chunksDeleted.Load()}
 }
 
-// BlobKey is where the log of a job is archived.
-func BlobKey(jobID int64) string { return "traces/" + strconv.FormatInt(jobID, 10) + "/job.log" }
+// BlobKey is where the log of a job is archived. A thousand jobs share a
+// directory, so that archiving a log seldom has to create one. (Logs
+// archived before kept theirs in traces/<id>/job.log; their artifact rows
+// hold that key, and the key is never derived again once recorded.)
+func BlobKey(jobID int64) string {
+	return "traces/" + strconv.FormatInt(jobID/1000, 10) + "/" + strconv.FormatInt(jobID, 10) + ".log"
+}
 
 // Start archives every pending log at once (whatever a crash left), then
 // whenever woken or every Interval, until Stop or ctx ends.
@@ -140,7 +147,8 @@ func (a *Archiver) Tick(ctx context.Context) int {
 	return a.Sweep(ctx)
 }
 
-// sweepBatch is how many pending logs one query lists.
+// sweepBatch is how many pending logs one query lists, and one
+// transaction records.
 const sweepBatch = 100
 
 // Sweep archives the log of every ended job that still has chunks and
@@ -154,9 +162,9 @@ func (a *Archiver) Sweep(ctx context.Context) int {
 			a.warn(ctx, "list unarchived logs", "err", err)
 			return done
 		}
-		for _, p := range pending {
-			if err := a.ArchiveJob(ctx, p); err != nil {
-				a.warn(ctx, "archive log", "job", p.JobID, "err", err)
+		for i, err := range a.archive(ctx, pending) {
+			if err != nil {
+				a.warn(ctx, "archive log", "job", pending[i].JobID, "err", err)
 				continue
 			}
 			done++
@@ -179,71 +187,147 @@ func (a *Archiver) interrupted(jobID int64, step Step) bool {
 	return a.Interrupt != nil && a.Interrupt(jobID, step)
 }
 
-// ArchiveJob archives one ended job's log: write the blob, verify it,
-// record the artifact row, delete the chunks. Steps already done by an
-// interrupted run are checked rather than trusted.
+// ArchiveJob archives one ended job's log, as Sweep does.
 func (a *Archiver) ArchiveJob(ctx context.Context, p store.UnarchivedTrace) error {
-	recorded, err := a.Store.TraceArchiveOf(ctx, p.JobID)
-	if err != nil && !errors.Is(err, ci.ErrNotFound) {
-		return err
+	return a.archive(ctx, []store.UnarchivedTrace{p})[0]
+}
+
+// archive archives the logs of ended jobs: it writes and verifies each
+// job's blob, then records the artifact rows and deletes the chunks of
+// all of them in one transaction. It returns each job's outcome; a job
+// that fails stops no other.
+func (a *Archiver) archive(ctx context.Context, batch []store.UnarchivedTrace) []error {
+	errs := make([]error, len(batch))
+	ids := make([]int64, len(batch))
+	for i, p := range batch {
+		ids[i] = p.JobID
 	}
-	if recorded != nil && recorded.Size != p.Size {
-		return fmt.Errorf("archive of job %d holds %d bytes, the log %d", p.JobID, recorded.Size, p.Size)
-	}
-	if recorded == nil || a.verify(ctx, recorded.BlobKey, recorded.Size, recorded.SHA256) != nil {
-		// No archive yet, or a recorded one that does not read back
-		// intact: the chunks still hold the log, so (re)write it.
-		key := BlobKey(p.JobID)
-		if recorded != nil {
-			key = recorded.BlobKey
-		}
-		sum, err := a.writeBlob(ctx, p, key)
-		if err != nil {
-			return err
-		}
-		if a.interrupted(p.JobID, StepBlobWritten) {
-			return ErrInterrupted
-		}
-		if recorded != nil && recorded.SHA256 != sum {
-			return fmt.Errorf("log of job %d changed since it was archived", p.JobID)
-		}
-		if err := a.verify(ctx, key, p.Size, sum); err != nil {
-			return err
-		}
-		if a.interrupted(p.JobID, StepVerified) {
-			return ErrInterrupted
-		}
-		if recorded == nil {
-			now := time.Now
-			if a.Now != nil {
-				now = a.Now
-			}
-			_, err := a.Store.RecordTraceArchive(ctx, store.TraceArchive{JobID: p.JobID, ProjectID: p.ProjectID, BlobKey: key, Size: p.Size, SHA256: sum, CreatedAt: now()})
-			if errors.Is(err, ci.ErrConflict) {
-				// The log changed under us (the job was erased): the
-				// blob belongs to nothing.
-				_ = a.Blobs.Delete(ctx, key)
-			}
-			if err != nil {
-				return err
-			}
-		}
-	}
-	if a.interrupted(p.JobID, StepRecorded) {
-		return ErrInterrupted
-	}
-	n, err := a.Store.DeleteArchivedTraceChunks(ctx, p.JobID)
+	recorded, err := a.Store.TraceArchivesOf(ctx, ids)
 	if err != nil {
-		return err
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
 	}
-	a.chunksDeleted.Add(n)
-	if n > 0 {
-		a.archived.Add(1)
+	var records []store.TraceArchive
+	var ready []int // the jobs whose archive is written and verified
+	for i, p := range batch {
+		record, err := a.writeArchive(ctx, p, recorded[p.JobID])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if record != nil {
+			records = append(records, *record)
+		}
+		ready = append(ready, i)
 	}
-	if a.interrupted(p.JobID, StepChunksDeleted) {
-		return ErrInterrupted
+	if len(ready) == 0 {
+		return errs
 	}
-	return nil
+	done, err := a.record(ctx, batch, records, ready, errs)
+	conflicts := map[int64]bool{}
+	for _, id := range done.Conflicts {
+		conflicts[id] = true
+	}
+	for _, r := range records {
+		if conflicts[r.JobID] {
+			// The log changed under us (the job was erased): the blob
+			// belongs to nothing.
+			_ = a.Blobs.Delete(ctx, r.BlobKey)
+		}
+	}
+	for _, i := range ready {
+		p := batch[i]
+		switch {
+		case errs[i] != nil:
+			continue
+		case err != nil:
+			errs[i] = err
+			continue
+		case conflicts[p.JobID]:
+			errs[i] = fmt.Errorf("%w: log of job %d is no longer %d bytes long", ci.ErrConflict, p.JobID, p.Size)
+			continue
+		}
+		n := done.ChunksDeleted[p.JobID]
+		a.chunksDeleted.Add(n)
+		if n > 0 {
+			a.archived.Add(1)
+		}
+		if a.interrupted(p.JobID, StepChunksDeleted) {
+			errs[i] = ErrInterrupted
+		}
+	}
+	return errs
+}
+
+// record records the new archives and deletes the chunks of the ready
+// jobs: one transaction, or two when Interrupt may stop between them (it
+// sets the stopped jobs' errs).
+func (a *Archiver) record(ctx context.Context, batch []store.UnarchivedTrace, records []store.TraceArchive, ready []int, errs []error) (store.RecordedTraceArchives, error) {
+	var deleteChunksOf []int64
+	if a.Interrupt == nil {
+		for _, i := range ready {
+			deleteChunksOf = append(deleteChunksOf, batch[i].JobID)
+		}
+		return a.Store.RecordTraceArchives(ctx, records, deleteChunksOf)
+	}
+	done, err := a.Store.RecordTraceArchives(ctx, records, nil)
+	if err != nil {
+		return done, err
+	}
+	for _, i := range ready {
+		if a.interrupted(batch[i].JobID, StepRecorded) {
+			errs[i] = ErrInterrupted
+		} else {
+			deleteChunksOf = append(deleteChunksOf, batch[i].JobID)
+		}
+	}
+	deleted, err := a.Store.RecordTraceArchives(ctx, nil, deleteChunksOf)
+	done.ChunksDeleted = deleted.ChunksDeleted
+	return done, err
+}
+
+// writeArchive writes and verifies the blob of one job's log and returns
+// the record to add, or nil when a recorded archive reads back intact.
+// Steps already done by an interrupted run are checked rather than trusted.
+func (a *Archiver) writeArchive(ctx context.Context, p store.UnarchivedTrace, recorded *store.TraceArchive) (*store.TraceArchive, error) {
+	if recorded != nil && recorded.Size != p.Size {
+		return nil, fmt.Errorf("archive of job %d holds %d bytes, the log %d", p.JobID, recorded.Size, p.Size)
+	}
+	if recorded != nil && a.verify(ctx, recorded.BlobKey, recorded.Size, recorded.SHA256) == nil {
+		return nil, nil
+	}
+	// No archive yet, or a recorded one that does not read back intact:
+	// the chunks still hold the log, so (re)write it.
+	key := BlobKey(p.JobID)
+	if recorded != nil {
+		key = recorded.BlobKey
+	}
+	sum, err := a.writeBlob(ctx, p, key)
+	if err != nil {
+		return nil, err
+	}
+	if a.interrupted(p.JobID, StepBlobWritten) {
+		return nil, ErrInterrupted
+	}
+	if recorded != nil && recorded.SHA256 != sum {
+		return nil, fmt.Errorf("log of job %d changed since it was archived", p.JobID)
+	}
+	if err := a.verify(ctx, key, p.Size, sum); err != nil {
+		return nil, err
+	}
+	if a.interrupted(p.JobID, StepVerified) {
+		return nil, ErrInterrupted
+	}
+	if recorded != nil {
+		return nil, nil
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	return &store.TraceArchive{JobID: p.JobID, ProjectID: p.ProjectID, BlobKey: key, Size: p.Size, SHA256: sum, CreatedAt: now()}, nil
 }
 
 // writeBlob streams the chunks into the blob store, hashing on the way.

@@ -562,13 +562,15 @@ type Traces interface {
 	TraceChunks(ctx context.Context, jobID int64, from, to int64, max int) ([]TraceChunk, error)
 	// TraceArchiveOf returns the job's archived log record, or ErrNotFound.
 	TraceArchiveOf(ctx context.Context, jobID int64) (*TraceArchive, error)
-	// RecordTraceArchive adds the job's trace artifact row unless it has
-	// one already (then it reports false). ErrConflict if the log's length
-	// is no longer a.Size.
-	RecordTraceArchive(ctx context.Context, a TraceArchive) (bool, error)
-	// DeleteArchivedTraceChunks deletes a job's chunks, but only once an
-	// archive of the log's full length is recorded; it returns how many.
-	DeleteArchivedTraceChunks(ctx context.Context, jobID int64) (int64, error)
+	// TraceArchivesOf returns the archived log records of those of the
+	// jobs that have one, by job id.
+	TraceArchivesOf(ctx context.Context, jobIDs []int64) (map[int64]*TraceArchive, error)
+	// RecordTraceArchives, in one transaction, adds the trace artifact row
+	// of each record's job unless it has one already, leaving out (and
+	// reporting) a record whose log is no longer rec.Size long; then it
+	// deletes the chunks of each job of deleteChunksOf, but only of those
+	// with an archive of the log's full length recorded.
+	RecordTraceArchives(ctx context.Context, records []TraceArchive, deleteChunksOf []int64) (RecordedTraceArchives, error)
 	// UnarchivedTraces lists up to limit jobs with ids above afterID that
 	// no longer execute but whose log is still in chunks, id ascending.
 	UnarchivedTraces(ctx context.Context, afterID int64, limit int) ([]UnarchivedTrace, error)
@@ -636,6 +638,17 @@ type TraceArchive struct {
 	Size             int64
 	SHA256           string // hex
 	CreatedAt        time.Time
+}
+
+// RecordedTraceArchives is what RecordTraceArchives did.
+type RecordedTraceArchives struct {
+	// Inserted lists the jobs whose record it added.
+	Inserted []int64
+	// Conflicts lists the jobs whose record it left out: their log is no
+	// longer the recorded length (it grew, or the job was erased).
+	Conflicts []int64
+	// ChunksDeleted counts the chunks it deleted, by job.
+	ChunksDeleted map[int64]int64
 }
 
 // UnarchivedTrace is a job that ended with its log still in chunks.

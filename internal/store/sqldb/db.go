@@ -324,6 +324,14 @@ func collect[T any](rows *sql.Rows, err error, scan func(scanner) (T, error)) ([
 	return out, rows.Err()
 }
 
+// collectIDs runs a read of one integer column.
+func collectIDs(rows *sql.Rows, err error) ([]int64, error) {
+	return collect(rows, err, func(s scanner) (int64, error) {
+		var id int64
+		return id, s.Scan(&id)
+	})
+}
+
 // jobs runs a read of jobCols rows, reusing one set of scan buffers.
 func (db *DB) jobs(ctx context.Context, query string, args ...any) ([]*ci.Job, error) {
 	r := newRawRow(32)

@@ -116,10 +116,7 @@ func (db *DB) ClaimHookDeliveries(ctx context.Context, now, leaseUntil time.Time
 			response_status = NULL, response_excerpt = '', error = '', duration = NULL
 			WHERE id IN (SELECT id FROM hook_deliveries WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`+lock+`)
 			RETURNING id`), tm(leaseUntil), tm(now), tm(now), limit)
-		ids, err = collect(rows, err, func(s scanner) (int64, error) {
-			var id int64
-			return id, s.Scan(&id)
-		})
+		ids, err = collectIDs(rows, err)
 		return err
 	})
 	if err != nil || len(ids) == 0 {

@@ -3,10 +3,8 @@ package sqldb
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"fmt"
+	"strings"
 
-	"gantry/internal/ci"
 	"gantry/internal/store"
 )
 
@@ -16,15 +14,6 @@ const (
 	traceFileFormat = "raw"
 	traceFilename   = "job.log"
 )
-
-func traceArchived(ctx context.Context, tx *sql.Tx, db *DB, jobID int64) (bool, error) {
-	var one int
-	err := tx.QueryRowContext(ctx, db.q(`SELECT 1 FROM artifacts WHERE job_id = ? AND file_type = ? LIMIT 1`), jobID, traceFileType).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
-}
 
 func (db *DB) TraceChunks(ctx context.Context, jobID int64, from, to int64, max int) ([]store.TraceChunk, error) {
 	if max <= 0 || from >= to {
@@ -50,57 +39,134 @@ func (db *DB) TraceChunks(ctx context.Context, jobID int64, from, to int64, max 
 	return out, rows.Err()
 }
 
-func (db *DB) TraceArchiveOf(ctx context.Context, jobID int64) (*store.TraceArchive, error) {
+const traceArchiveCols = `job_id, project_id, blob_key, size, file_sha256, created_at`
+
+func scanTraceArchive(s scanner) (*store.TraceArchive, error) {
 	var a store.TraceArchive
 	var sum sql.NullString
 	var created int64
-	err := db.queryRow(ctx, `SELECT job_id, project_id, blob_key, size, file_sha256, created_at FROM artifacts
-		WHERE job_id = ? AND file_type = ? ORDER BY id LIMIT 1`, jobID, traceFileType).Scan(&a.JobID, &a.ProjectID, &a.BlobKey, &a.Size, &sum, &created)
-	if err != nil {
-		return nil, db.translate(err)
+	if err := s.Scan(&a.JobID, &a.ProjectID, &a.BlobKey, &a.Size, &sum, &created); err != nil {
+		return nil, err
 	}
 	a.SHA256, a.CreatedAt = sum.String, fromMicros(created)
 	return &a, nil
 }
 
-func (db *DB) RecordTraceArchive(ctx context.Context, a store.TraceArchive) (bool, error) {
-	inserted := false
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		// Marking the row takes its lock (AppendTrace's update takes it
-		// too) and fails if the log grew since it was archived.
-		r, err := tx.ExecContext(ctx, db.q(`UPDATE jobs SET trace_archived = TRUE WHERE id = ? AND trace_size = ?`), a.JobID, a.Size)
-		if err != nil {
-			return err
-		}
-		if n, _ := r.RowsAffected(); n != 1 {
-			return fmt.Errorf("%w: log of job %d is not %d bytes long", ci.ErrConflict, a.JobID, a.Size)
-		}
-		archived, err := traceArchived(ctx, tx, db, a.JobID)
-		if err != nil || archived {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO artifacts (job_id, project_id, file_type, file_format, filename, size, blob_key, file_sha256, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`), a.JobID, a.ProjectID, traceFileType, traceFileFormat, traceFilename, a.Size, a.BlobKey, a.SHA256, tm(a.CreatedAt))
-		if err != nil {
-			return db.translate(err)
-		}
-		// The archived log now waits for the search indexer.
-		_, err = tx.ExecContext(ctx, db.q(`INSERT INTO log_search_pending (job_id, project_id, size, created_at) VALUES (?, ?, ?, ?)`),
-			a.JobID, a.ProjectID, a.Size, tm(a.CreatedAt))
-		inserted = err == nil
-		return db.translate(err)
-	})
-	return inserted, err
+func (db *DB) TraceArchiveOf(ctx context.Context, jobID int64) (*store.TraceArchive, error) {
+	a, err := scanTraceArchive(db.queryRow(ctx, `SELECT `+traceArchiveCols+` FROM artifacts
+		WHERE job_id = ? AND file_type = ? ORDER BY id LIMIT 1`, jobID, traceFileType))
+	return a, db.translate(err)
 }
 
-func (db *DB) DeleteArchivedTraceChunks(ctx context.Context, jobID int64) (int64, error) {
-	r, err := db.exec(ctx, `DELETE FROM trace_chunks WHERE job_id = ? AND EXISTS (
-		SELECT 1 FROM artifacts a JOIN jobs j ON j.id = a.job_id
-		WHERE a.job_id = ? AND a.file_type = ? AND a.size = j.trace_size)`, jobID, jobID, traceFileType)
-	if err != nil {
-		return 0, err
+func (db *DB) TraceArchivesOf(ctx context.Context, jobIDs []int64) (map[int64]*store.TraceArchive, error) {
+	out := map[int64]*store.TraceArchive{}
+	jobIDs = uniqueIDs(jobIDs)
+	if len(jobIDs) == 0 {
+		return out, nil
 	}
-	return r.RowsAffected()
+	rows, err := db.query(ctx, `SELECT `+traceArchiveCols+` FROM artifacts
+		WHERE job_id IN (`+placeholders(len(jobIDs))+`) AND file_type = ? ORDER BY id`, append(int64Args(jobIDs), traceFileType)...)
+	list, err := collect(rows, err, scanTraceArchive)
+	for _, a := range list {
+		if out[a.JobID] == nil { // the first, as TraceArchiveOf
+			out[a.JobID] = a
+		}
+	}
+	return out, err
+}
+
+func (db *DB) RecordTraceArchives(ctx context.Context, records []store.TraceArchive, deleteChunksOf []int64) (store.RecordedTraceArchives, error) {
+	done := store.RecordedTraceArchives{ChunksDeleted: map[int64]int64{}}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if len(records) > 0 {
+			if done.Inserted, done.Conflicts, err = db.recordTraceArchives(ctx, tx, records); err != nil {
+				return err
+			}
+		}
+		if ids := uniqueIDs(deleteChunksOf); len(ids) > 0 {
+			// RETURNING gives the count per job; a job's chunks go only
+			// once an archive of its full length is recorded.
+			in := placeholders(len(ids))
+			args := append(append(int64Args(ids), int64Args(ids)...), traceFileType)
+			deleted, err := collectIDs(tx.QueryContext(ctx, db.q(`DELETE FROM trace_chunks WHERE job_id IN (`+in+`) AND job_id IN (
+				SELECT a.job_id FROM artifacts a JOIN jobs j ON j.id = a.job_id
+				WHERE a.job_id IN (`+in+`) AND a.file_type = ? AND a.size = j.trace_size) RETURNING job_id`), args...))
+			for _, id := range deleted {
+				done.ChunksDeleted[id]++
+			}
+			return err
+		}
+		return nil
+	})
+	return done, err
+}
+
+// recordTraceArchives inserts the records of the jobs whose log still has
+// the recorded length and no record yet, a statement per step for the
+// whole batch, and returns the jobs inserted and those refused.
+func (db *DB) recordTraceArchives(ctx context.Context, tx *sql.Tx, records []store.TraceArchive) (inserted, conflicts []int64, err error) {
+	// Marking the rows takes their locks (AppendTrace's update takes them
+	// too) and skips a log that grew since it was archived.
+	ids := make([]int64, len(records))
+	sizes := make([]string, len(records))
+	args := make([]any, 0, 3*len(records))
+	for i, r := range records {
+		ids[i] = r.JobID
+		sizes[i] = "(id = ? AND trace_size = ?)"
+		args = append(args, r.JobID, r.Size)
+	}
+	args = append(int64Args(ids), args...)
+	marked, err := collectIDs(tx.QueryContext(ctx, db.q(`UPDATE jobs SET trace_archived = TRUE WHERE id IN (`+placeholders(len(ids))+`)
+		AND (`+strings.Join(sizes, " OR ")+`) RETURNING id`), args...))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(marked) == 0 {
+		return nil, ids, nil
+	}
+	had, err := collectIDs(tx.QueryContext(ctx, db.q(`SELECT DISTINCT job_id FROM artifacts WHERE job_id IN (`+placeholders(len(marked))+`) AND file_type = ?`),
+		append(int64Args(marked), traceFileType)...))
+	if err != nil {
+		return nil, nil, err
+	}
+	skip := make(map[int64]bool, len(records))
+	for _, id := range had {
+		skip[id] = true
+	}
+	ok := make(map[int64]bool, len(marked))
+	for _, id := range marked {
+		ok[id] = true
+	}
+	var artifactRows, pendingRows []string
+	var artifactArgs, pendingArgs []any
+	for _, r := range records {
+		switch {
+		case !ok[r.JobID]:
+			conflicts = append(conflicts, r.JobID)
+			continue
+		case skip[r.JobID]:
+			continue
+		}
+		skip[r.JobID] = true // a job listed twice is recorded once
+		inserted = append(inserted, r.JobID)
+		artifactRows = append(artifactRows, "(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		artifactArgs = append(artifactArgs, r.JobID, r.ProjectID, traceFileType, traceFileFormat, traceFilename, r.Size, r.BlobKey, r.SHA256, tm(r.CreatedAt))
+		pendingRows = append(pendingRows, "(?, ?, ?, ?)")
+		pendingArgs = append(pendingArgs, r.JobID, r.ProjectID, r.Size, tm(r.CreatedAt))
+	}
+	if len(inserted) == 0 {
+		return nil, conflicts, nil
+	}
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO artifacts (job_id, project_id, file_type, file_format, filename, size, blob_key, file_sha256, created_at)
+		VALUES `+strings.Join(artifactRows, ", ")), artifactArgs...); err != nil {
+		return nil, nil, db.translate(err)
+	}
+	// The archived logs now wait for the search indexer.
+	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO log_search_pending (job_id, project_id, size, created_at) VALUES `+strings.Join(pendingRows, ", ")), pendingArgs...); err != nil {
+		return nil, nil, db.translate(err)
+	}
+	return inserted, conflicts, nil
 }
 
 func (db *DB) UnarchivedTraces(ctx context.Context, afterID int64, limit int) ([]store.UnarchivedTrace, error) {

@@ -59,9 +59,11 @@ func testLogSearch(t *testing.T, st store.Store) {
 		}
 	}
 	// Archiving puts a log on the pending list; a segment takes it off.
+	var records []store.TraceArchive
 	for _, j := range []*ci.Job{jobs[0], jobs[1]} {
-		ok[bool](t)(st.RecordTraceArchive(ctx, store.TraceArchive{JobID: j.ID, ProjectID: p.ID, BlobKey: "k", Size: 8, SHA256: "x", CreatedAt: t0}))
+		records = append(records, store.TraceArchive{JobID: j.ID, ProjectID: p.ID, BlobKey: "k", Size: 8, SHA256: "x", CreatedAt: t0})
 	}
+	ok[store.RecordedTraceArchives](t)(st.RecordTraceArchives(ctx, records, nil))
 	pending := ok[[]store.PendingLog](t)(st.PendingLogs(ctx, 0, 0, 10))
 	if len(pending) != 2 || pending[0].JobID != jobs[0].ID || pending[1].Size != 8 || !pending[0].CreatedAt.Equal(t0) {
 		t.Fatalf("pending %+v", pending)

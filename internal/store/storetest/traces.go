@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"gantry/internal/ci"
@@ -11,6 +12,7 @@ import (
 
 func init() {
 	extra["TraceArchive"] = testTraceArchive
+	extra["TraceArchiveBatch"] = testTraceArchiveBatch
 }
 
 // testTraceArchive walks a log from chunks to its archive record, with the
@@ -64,26 +66,36 @@ func testTraceArchive(t *testing.T, st store.Store) {
 	if u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, j.ID, 10)); len(u) != 0 {
 		t.Fatalf("unarchived after job %d: %v", j.ID, u)
 	}
-	if n := ok[int64](t)(st.DeleteArchivedTraceChunks(ctx, j.ID)); n != 0 {
-		t.Fatalf("chunks deleted before the archive was recorded: %d", n)
+	record := func(records []store.TraceArchive, deleteChunksOf ...int64) store.RecordedTraceArchives {
+		t.Helper()
+		return ok[store.RecordedTraceArchives](t)(st.RecordTraceArchives(ctx, records, deleteChunksOf))
+	}
+	if d := record(nil, j.ID).ChunksDeleted; len(d) != 0 {
+		t.Fatalf("chunks deleted before the archive was recorded: %v", d)
 	}
 	if _, err := st.TraceArchiveOf(ctx, j.ID); !errors.Is(err, ci.ErrNotFound) {
 		t.Fatalf("archive before recording: %v", err)
 	}
+	if m := ok[map[int64]*store.TraceArchive](t)(st.TraceArchivesOf(ctx, []int64{j.ID, other.ID})); len(m) != 0 {
+		t.Fatalf("archives before recording: %v", m)
+	}
 	rec := store.TraceArchive{JobID: j.ID, ProjectID: p.ID, BlobKey: "traces/x.log", Size: 7, SHA256: "abc", CreatedAt: t0}
-	if _, err := st.RecordTraceArchive(ctx, rec); !errors.Is(err, ci.ErrConflict) {
-		t.Fatalf("archive of the wrong length: %v", err)
+	if r := record([]store.TraceArchive{rec}, j.ID); !slices.Equal(r.Conflicts, []int64{j.ID}) || len(r.Inserted) != 0 || len(r.ChunksDeleted) != 0 {
+		t.Fatalf("archive of the wrong length: %+v", r)
 	}
 	rec.Size = 8
-	if !ok[bool](t)(st.RecordTraceArchive(ctx, rec)) {
-		t.Fatal("first record not inserted")
+	if r := record([]store.TraceArchive{rec}); !slices.Equal(r.Inserted, []int64{j.ID}) || len(r.Conflicts) != 0 {
+		t.Fatalf("first record: %+v", r)
 	}
-	if ok[bool](t)(st.RecordTraceArchive(ctx, rec)) {
-		t.Fatal("second record inserted")
+	if r := record([]store.TraceArchive{rec}); len(r.Inserted) != 0 || len(r.Conflicts) != 0 {
+		t.Fatalf("second record: %+v", r)
 	}
 	got := ok[*store.TraceArchive](t)(st.TraceArchiveOf(ctx, j.ID))
 	if *got != rec {
 		t.Fatalf("archive %+v, want %+v", got, rec)
+	}
+	if m := ok[map[int64]*store.TraceArchive](t)(st.TraceArchivesOf(ctx, []int64{other.ID, j.ID, j.ID})); len(m) != 1 || *m[j.ID] != rec {
+		t.Fatalf("archives %v, want job %d's %+v", m, j.ID, rec)
 	}
 	arts := ok[map[int64][]*ci.Artifact](t)(st.ArtifactsByJobIDs(ctx, []int64{j.ID}))[j.ID]
 	if len(arts) != 1 || arts[0].FileType != "trace" || arts[0].FileFormat != "raw" || arts[0].Filename != "job.log" || arts[0].Size != 8 {
@@ -92,11 +104,12 @@ func testTraceArchive(t *testing.T, st store.Store) {
 	if _, err := st.AppendTrace(ctx, j.ID, 8, []byte("late")); !errors.Is(err, ci.ErrConflict) {
 		t.Fatalf("append after archiving: %v", err)
 	}
-	if n := ok[int64](t)(st.DeleteArchivedTraceChunks(ctx, j.ID)); n != 3 {
-		t.Fatalf("deleted %d chunks", n)
+	// The running job's chunks stay: it has no archive.
+	if d := record(nil, j.ID, other.ID).ChunksDeleted; len(d) != 1 || d[j.ID] != 3 {
+		t.Fatalf("deleted chunks %v", d)
 	}
-	if n := ok[int64](t)(st.DeleteArchivedTraceChunks(ctx, j.ID)); n != 0 {
-		t.Fatalf("deleted %d chunks twice", n)
+	if d := record(nil, j.ID).ChunksDeleted; len(d) != 0 {
+		t.Fatalf("deleted chunks twice: %v", d)
 	}
 	if n := ok[int64](t)(st.TraceSize(ctx, j.ID)); n != 8 {
 		t.Fatalf("size after archiving %d", n)
@@ -106,5 +119,51 @@ func testTraceArchive(t *testing.T, st store.Store) {
 	}
 	if b := ok[[]byte](t)(st.ReadTrace(ctx, other.ID)); string(b) != "other" {
 		t.Fatalf("other job's log %q", b)
+	}
+}
+
+// testTraceArchiveBatch records and deletes several jobs' logs in one call:
+// a refused record stops only its own job.
+func testTraceArchiveBatch(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	_, p, pl := seedProject(t, st)
+	ended := func(name, log string) int64 {
+		j := ok[*ci.Job](t)(st.InsertJob(ctx, ci.Job{ProjectID: p.ID, PipelineID: pl.ID, Kind: ci.KindBuild, Name: name, Stage: "s", Status: ci.StatusRunning, Ref: "main", CreatedAt: t0}))
+		ok[int64](t)(st.AppendTrace(ctx, j.ID, 0, []byte(log)))
+		ok[*ci.Job](t)(st.TransitionJob(ctx, store.TransitionParams{JobID: j.ID, From: ci.StatusRunning, To: ci.StatusSuccess, Now: t0}))
+		return j.ID
+	}
+	x, y, z := ended("x", "xx"), ended("y", "yyy"), ended("z", "z")
+	rec := func(id, size int64) store.TraceArchive {
+		return store.TraceArchive{JobID: id, ProjectID: p.ID, BlobKey: "traces/k", Size: size, SHA256: "s", CreatedAt: t0}
+	}
+	if r := ok[store.RecordedTraceArchives](t)(st.RecordTraceArchives(ctx, []store.TraceArchive{rec(z, 1)}, nil)); !slices.Equal(r.Inserted, []int64{z}) {
+		t.Fatalf("record z: %+v", r)
+	}
+	r := ok[store.RecordedTraceArchives](t)(st.RecordTraceArchives(ctx, []store.TraceArchive{rec(x, 2), rec(y, 2)}, []int64{x, y, z}))
+	if !slices.Equal(r.Inserted, []int64{x}) || !slices.Equal(r.Conflicts, []int64{y}) || len(r.ChunksDeleted) != 2 || r.ChunksDeleted[x] != 1 || r.ChunksDeleted[z] != 1 {
+		t.Fatalf("batch: %+v", r)
+	}
+	if b := ok[[]byte](t)(st.ReadTrace(ctx, y)); string(b) != "yyy" {
+		t.Fatalf("refused job's log %q", b)
+	}
+	// The refused log is not marked archived: it may still grow.
+	if n := ok[int64](t)(st.AppendTrace(ctx, y, 3, []byte("!"))); n != 4 {
+		t.Fatalf("refused job's log grew to %d", n)
+	}
+	archives := ok[map[int64]*store.TraceArchive](t)(st.TraceArchivesOf(ctx, []int64{x, y, z}))
+	if len(archives) != 2 || *archives[x] != rec(x, 2) || *archives[z] != rec(z, 1) {
+		t.Fatalf("archives %v", archives)
+	}
+	var pending []int64
+	for _, l := range ok[[]store.PendingLog](t)(st.PendingLogs(ctx, 0, 0, 10)) {
+		pending = append(pending, l.JobID)
+	}
+	slices.Sort(pending)
+	if !slices.Equal(pending, []int64{x, z}) {
+		t.Fatalf("logs pending for search %v, want %v", pending, []int64{x, z})
+	}
+	if u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, 0, 10)); len(u) != 1 || u[0].JobID != y {
+		t.Fatalf("unarchived %v", u)
 	}
 }
