@@ -204,6 +204,11 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if err := os.MkdirAll(repos.Root, 0o750); err != nil {
 		return nil, fmt.Errorf("repositories dir: %w", err)
 	}
+	if n, err := repos.CleanLeftovers(ctx); err != nil {
+		return nil, fmt.Errorf("repositories dir: %w", err)
+	} else if n > 0 {
+		opt.Logger.Info("removed what an interrupted repository creation or deletion left", "directories", n)
+	}
 	// Last of the fallible steps, so a failure leaves no listener open.
 	var events *pgnotify.Notifier
 	recheck := time.Duration(0)

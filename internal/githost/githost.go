@@ -526,6 +526,65 @@ func (r *Repos) configure(ctx context.Context, dir string) error {
 	return nil
 }
 
+// CleanLeftovers removes what a crash in the middle of Init or Delete
+// left in Root: the temporary .init-<project>-* directory of a repository
+// being built, and the .deleted-<project>-* directory of one being
+// removed. Each is removed under its project's lock, so an Init or Delete
+// running now, in this process or another sharing Root, keeps its own.
+// It returns how many it removed.
+func (r *Repos) CleanLeftovers(ctx context.Context) (int, error) {
+	entries, err := os.ReadDir(r.Root)
+	if err != nil {
+		return 0, fmt.Errorf("githost: clean leftovers: %w", err)
+	}
+	removed := 0
+	for _, e := range entries {
+		projectID, ok := leftoverProject(e.Name())
+		if !ok || !e.IsDir() {
+			continue
+		}
+		unlock, err := r.lock(ctx, projectID)
+		if err != nil {
+			return removed, err
+		}
+		// Whoever held the lock has finished; an Init or Delete that ended
+		// normally removed its own directory already.
+		path := filepath.Join(r.Root, e.Name())
+		_, statErr := os.Lstat(path)
+		if statErr == nil {
+			err = os.RemoveAll(path)
+		}
+		unlock()
+		if err != nil {
+			return removed, fmt.Errorf("githost: clean leftovers: %w", err)
+		}
+		if statErr == nil {
+			removed++
+		}
+	}
+	return removed, nil
+}
+
+// leftoverProject parses the project id out of an Init or Delete
+// temporary directory's name.
+func leftoverProject(name string) (int64, bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(name, ".init-"):
+		rest = strings.TrimPrefix(name, ".init-")
+	case strings.HasPrefix(name, ".deleted-"):
+		rest = strings.TrimPrefix(name, ".deleted-")
+	default:
+		return 0, false
+	}
+	idText, _, found := strings.Cut(rest, "-")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if !found || err != nil || id <= 0 {
+		return 0, false
+	}
+	return id, true
+}
+
 // Delete removes the project's repository. Deleting a missing repository is
 // not an error. The repository is first renamed away so it disappears
 // atomically, then removed. Concurrent calls, in one process or several

@@ -308,3 +308,65 @@ func TestPushesAndCommitsFromTwoProcesses(t *testing.T) {
 	}
 	t.Logf("%d pushes (%d through A, %d through B), %d API commits", len(want), recA.count(), recB.count(), len(commits[0])+len(commits[1]))
 }
+
+// What a crash in the middle of Init or Delete leaves is removed at the
+// next start, but only once no Init or Delete of that project (in this
+// process or another sharing Root) is running; repositories, lock files
+// and other names are left alone.
+func TestCleanLeftovers(t *testing.T) {
+	a, b := twoNodes(t)
+	ctx := testCtx(t)
+	mustInit(t, a, 3)
+	leftovers := []string{".init-3-123", ".deleted-4-456", ".init-5-789"}
+	for _, name := range leftovers {
+		if err := os.MkdirAll(filepath.Join(a.Root, name, "objects"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := []string{".init-x-1", "notes"}
+	for _, name := range keep {
+		if err := os.MkdirAll(filepath.Join(a.Root, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Project 5 is being worked on by the other process: its leftover
+	// waits for the lock.
+	unlock, err := b.lock(ctx, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		n, err := a.CleanLeftovers(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- n
+	}()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(5 * time.Millisecond) {
+		_, err3 := os.Stat(filepath.Join(a.Root, ".init-3-123"))
+		_, err4 := os.Stat(filepath.Join(a.Root, ".deleted-4-456"))
+		if os.IsNotExist(err3) && os.IsNotExist(err4) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the leftovers of unlocked projects were not removed")
+		}
+	}
+	if _, err := os.Stat(filepath.Join(a.Root, ".init-5-789")); err != nil {
+		t.Fatalf("the leftover of a project whose lock is held was removed: %v", err)
+	}
+	unlock()
+	if n := <-done; n != 3 {
+		t.Fatalf("removed %d, want 3", n)
+	}
+	for _, name := range append(keep, ".init-5-789") {
+		_, err := os.Stat(filepath.Join(a.Root, name))
+		if want := name != ".init-5-789"; (err == nil) != want {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if _, err := a.repo(3); err != nil {
+		t.Fatalf("the repository went with the leftovers: %v", err)
+	}
+}
