@@ -137,7 +137,7 @@ func (a *API) payload(ctx context.Context, c *claimedJob, runner *ci.Runner) (*j
 			"failure_reasons": []string{string(ci.FailureUnknown), string(ci.FailureScript), string(ci.FailureRunnerSystem), string(ci.FailureJobExecutionTimeout),
 				string(ci.FailureAPI), string(ci.FailureStuckOrTimeout), "image_pull_failure"}},
 	}
-	p.Variables = a.variables(ctx, project, pl, job, spec, token, repo.String())
+	p.Variables = a.variables(ctx, project, pl, c, spec, repo.String())
 	script := append(append([]string{}, spec.BeforeScript...), spec.Script...)
 	p.Steps = []payloadStep{{Name: "script", Script: script, Timeout: timeout, When: "on_success"}}
 	if len(spec.AfterScript) > 0 {
@@ -191,7 +191,8 @@ func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
 // variables are the predefined CI variables, then the pipeline's YAML
 // variables, the job's, and the pipeline's user-supplied ones (highest).
-func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, j *ci.Job, spec *pipeline.JobSpec, token, repoURL string) []payloadVariable {
+func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, c *claimedJob, spec *pipeline.JobSpec, repoURL string) []payloadVariable {
+	j, token := c.job, c.token
 	base, _ := url.Parse(a.cfg.ExternalURL)
 	port := base.Port()
 	if port == "" {
@@ -255,7 +256,11 @@ func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, j *
 		}
 	}
 	// Variables given when the job was played come last: they win.
-	if jvars, err := a.store.JobVariables(ctx, j.ID); err == nil {
+	jvars, err := c.vars, error(nil)
+	if !c.varsKnown {
+		jvars, err = a.store.JobVariables(ctx, j.ID)
+	}
+	if err == nil {
 		for _, v := range jvars {
 			vars = append(vars, payloadVariable{Key: v.Key, Value: v.Value})
 		}

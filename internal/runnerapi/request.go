@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"gantry/internal/ci"
+	"gantry/internal/store"
 )
 
 type runnerInfo struct {
@@ -143,12 +144,15 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// claimedJob is a job claimed for a runner, with its plain token and the
-// spec the claim read (nil: read it when building the payload).
+// claimedJob is a job claimed for a runner, with its plain token and what
+// the claim read for the payload: the spec (nil: read it when building
+// the payload) and the job's own variables (when varsKnown).
 type claimedJob struct {
-	job   *ci.Job
-	token string
-	spec  []byte
+	job       *ci.Job
+	token     string
+	spec      []byte
+	vars      []store.Variable
+	varsKnown bool
 }
 
 // maxUndelivered bounds the jobs kept per runner; past it the watchdog

@@ -493,11 +493,13 @@ type RunnerFilter struct {
 	Offset, Limit int
 }
 
-// Claimed is a job ClaimNext handed to a runner, with its spec (the
-// compiled job definition the payload is built from) read by the claim.
+// Claimed is a job ClaimNext handed to a runner, with what the payload is
+// built from, read by the claim: its spec (the compiled job definition)
+// and its own variables (as JobVariables gives them).
 type Claimed struct {
-	Job  *ci.Job
-	Spec []byte
+	Job       *ci.Job
+	Spec      []byte
+	Variables []Variable
 }
 
 // ClaimNextParams describe the runner asking for work.

@@ -3,8 +3,10 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -381,14 +383,48 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Cl
 	setArgs = append(setArgs, p.RunnerID, idArg(nonZero(p.ManagerID)), p.TokenDigest, now,
 		p.MaxTimeout, p.DefaultTimeout, p.MaxTimeout, p.MaxTimeout, p.DefaultTimeout)
 	update := `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = (` + pick + `) AND status = 'pending'`
-	job, spec, err := db.moveJobWithSpec(ctx, update, append(setArgs, pickArgs...), true)
+	// The payload needs the job's spec and own variables: the claim
+	// returns them, so building it reads neither.
+	vars := `(SELECT json_group_array(json_array(v.key, v.value)) FROM job_variables v WHERE v.job_id = jobs.id)`
+	if db.dialect.Name == "postgres" {
+		vars = `(SELECT json_agg(json_build_array(v.key, v.value)) FROM job_variables v WHERE v.job_id = jobs.id)`
+	}
+	var c store.Claimed
+	err := db.moveJobReturning(ctx, update, append(setArgs, pickArgs...), jobCols+`, spec, `+vars+` AS job_variables`, jobCols+`, spec, job_variables`, 34,
+		func(r *rawRow) error {
+			job, err := jobFromRow(r)
+			if err != nil {
+				return err
+			}
+			c = store.Claimed{Job: job, Spec: []byte(r.str(32))}
+			c.Variables, err = decodeJobVariables(r.str(33))
+			return err
+		})
 	if err == sql.ErrNoRows {
 		return nil, ci.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &store.Claimed{Job: job, Spec: spec}, nil
+	return &c, nil
+}
+
+// decodeJobVariables reads the claim's JSON array of [key, value] pairs
+// (NULL or [] when there are none), in JobVariables' order.
+func decodeJobVariables(raw string) ([]store.Variable, error) {
+	if raw == "" || raw == "[]" {
+		return nil, nil
+	}
+	var pairs [][2]string
+	if err := json.Unmarshal([]byte(raw), &pairs); err != nil {
+		return nil, fmt.Errorf("claimed job variables: %w", err)
+	}
+	out := make([]store.Variable, len(pairs))
+	for i, p := range pairs {
+		out[i] = store.Variable{Key: p[0], Value: p[1], VariableType: "env_var"}
+	}
+	slices.SortFunc(out, func(a, b store.Variable) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
 }
 
 func (db *DB) PendingAhead(ctx context.Context, jobID int64) (int, error) {

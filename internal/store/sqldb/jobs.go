@@ -385,46 +385,41 @@ func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int,
 // the job's pipeline for processing, atomically: one statement on
 // PostgreSQL, one transaction on SQLite. sql.ErrNoRows means nothing moved.
 func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, error) {
-	job, _, err := db.moveJobWithSpec(ctx, update, args, false)
+	var job *ci.Job
+	err := db.moveJobReturning(ctx, update, args, jobCols, jobCols, 32, func(r *rawRow) (err error) {
+		job, err = jobFromRow(r)
+		return err
+	})
 	return job, err
 }
 
-// moveJobWithSpec is moveJob that, when withSpec, also returns the moved
-// job's spec from the same statement (a claim needs it for the payload).
-func (db *DB) moveJobWithSpec(ctx context.Context, update string, args []any, withSpec bool) (*ci.Job, []byte, error) {
-	cols, n := jobCols, 32
-	if withSpec {
-		cols, n = jobCols+`, spec`, 33
-	}
+// moveJobReturning runs a job move (update, without RETURNING) that
+// returns the columns returning (named outer once outside the UPDATE,
+// jobCols first), scans n of them and hands them to read; the moved job's
+// pipeline is flagged for processing in the same transaction.
+func (db *DB) moveJobReturning(ctx context.Context, update string, args []any, returning, outer string, n int, read func(*rawRow) error) error {
 	r := newRawRow(n)
-	scan := func(row *sql.Row) (*ci.Job, []byte, error) {
-		if err := row.Scan(r.ptrs...); err != nil {
-			return nil, nil, err
-		}
-		job, err := jobFromRow(r)
-		if err != nil || !withSpec {
-			return job, nil, err
-		}
-		return job, []byte(r.str(32)), nil
-	}
-	update += ` RETURNING ` + cols
+	update += ` RETURNING ` + returning
 	if db.dialect.Name == "postgres" {
 		db.writes.Add(1)
-		return scan(db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
+		err := db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
 			wake AS (INSERT INTO pipeline_wakeups (pipeline_id) SELECT pipeline_id FROM moved)
-			SELECT `+cols+` FROM moved`), args...))
-	}
-	var job *ci.Job
-	var spec []byte
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if job, spec, err = scan(tx.QueryRowContext(ctx, db.q(update), args...)); err != nil {
+			SELECT `+outer+` FROM moved`), args...).Scan(r.ptrs...)
+		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, db.q(wakePipeline), job.PipelineID)
+		return read(r)
+	}
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, db.q(update), args...).Scan(r.ptrs...); err != nil {
+			return err
+		}
+		if err := read(r); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, db.q(wakePipeline), r.i64(2)) // jobCols' pipeline_id
 		return err
 	})
-	return job, spec, err
 }
 
 // moveJobIn is moveJob inside an open transaction; update already ends in

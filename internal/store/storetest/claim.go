@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -23,9 +24,15 @@ func testClaimNext(t *testing.T, st store.Store) {
 	tagged.Spec = []byte(`{"script":["nvidia-smi"]}`)
 	pl := ok[*ci.Pipeline](t)(st.CreatePipeline(ctx, store.NewPipeline{
 		Pipeline: ci.Pipeline{ProjectID: p.ID, SHA: "abc", Ref: "main", Status: ci.StatusCreated, Source: ci.SourcePush, UserID: &u.ID, CreatedAt: t0, UpdatedAt: t0},
-		Jobs:     []store.NewJob{tagged, newJob("plain", 0, "on_success")},
+		Jobs:     []store.NewJob{tagged, newJob("plain", 0, "on_success"), newJob("deploy", 0, "manual")},
 	}))
 	ok[*store.ProcessResult](t)(st.ProcessPipeline(ctx, pl.ID, t0.Add(time.Second), ci.ProcessPipeline))
+	var deploy *ci.Job
+	for _, j := range ok[[]*ci.Job](t)(st.ListJobs(ctx, store.JobFilter{ProjectID: p.ID, PipelineID: pl.ID, Limit: 10})) {
+		if j.Name == "deploy" {
+			deploy = j
+		}
+	}
 	r := ok[*ci.Runner](t)(st.InsertRunner(ctx, ci.Runner{Type: ci.InstanceRunner, Description: "r", RunUntagged: true, CreatedAt: t0}, "claim-digest"))
 	params := store.ClaimNextParams{ProjectID: p.ID, RunnerID: r.ID, RunUntagged: true, TokenDigest: "job-digest-1", MaxTimeout: 600, DefaultTimeout: 3600, Now: t0.Add(2 * time.Second)}
 
@@ -38,8 +45,20 @@ func testClaimNext(t *testing.T, st store.Store) {
 	if byToken := ok[*ci.Job](t)(st.JobByTokenDigest(ctx, "job-digest-1")); byToken.ID != c.Job.ID {
 		t.Fatalf("token digest points at %d, claimed %d", byToken.ID, c.Job.ID)
 	}
+	if len(c.Variables) != 0 {
+		t.Fatalf("variables of a job nobody played: %v", c.Variables)
+	}
 	if _, err := st.ClaimNext(ctx, params); !errors.Is(err, ci.ErrNotFound) {
 		t.Fatalf("nothing left for an untagged runner: %v", err)
+	}
+	// A manual job played with variables hands them over with the claim,
+	// in JobVariables' order.
+	ok[*ci.Job](t)(st.PlayJob(ctx, deploy.ID, u.ID, []store.Variable{{Key: "Z", Value: "last"}, {Key: "A", Value: "first"}}, t0.Add(2*time.Second)))
+	params.TokenDigest = "job-digest-3"
+	c = ok[*store.Claimed](t)(st.ClaimNext(ctx, params))
+	want := ok[[]store.Variable](t)(st.JobVariables(ctx, deploy.ID))
+	if c.Job.ID != deploy.ID || len(want) != 2 || !slices.Equal(c.Variables, want) || c.Variables[0].Key != "A" {
+		t.Fatalf("claimed %s with %v, JobVariables %v", c.Job.Name, c.Variables, want)
 	}
 	params.RunnerTags, params.TokenDigest = []string{"gpu", "linux"}, "job-digest-2"
 	c = ok[*store.Claimed](t)(st.ClaimNext(ctx, params))
