@@ -378,26 +378,22 @@ func runnerUpdate(p *params) (func(*ci.Runner) error, error) {
 		v := p.str("maintenance_note")
 		changes = append(changes, func(rn *ci.Runner) { rn.MaintenanceNote = v })
 	}
-	for _, name := range []string{"paused", "run_untagged", "locked", "active"} {
-		v, ok, err := p.boolParam(name)
+	for _, b := range []struct {
+		name string
+		set  func(*ci.Runner, bool)
+	}{
+		{"paused", func(rn *ci.Runner, v bool) { rn.Paused = v }},
+		{"run_untagged", func(rn *ci.Runner, v bool) { rn.RunUntagged = v }},
+		{"locked", func(rn *ci.Runner, v bool) { rn.Locked = v }},
+		{"active", func(rn *ci.Runner, v bool) { rn.Paused = !v }},
+	} {
+		v, ok, err := p.boolParam(b.name)
 		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			continue
+		if ok {
+			changes = append(changes, func(rn *ci.Runner) { b.set(rn, v) })
 		}
-		changes = append(changes, func(rn *ci.Runner) {
-			switch name {
-			case "paused":
-				rn.Paused = v
-			case "active":
-				rn.Paused = !v
-			case "run_untagged":
-				rn.RunUntagged = v
-			case "locked":
-				rn.Locked = v
-			}
-		})
 	}
 	if p.has("access_level") {
 		al := p.str("access_level")

@@ -225,26 +225,39 @@ func parseContentRange(v string) (start, end int64, ok bool) {
 	return start, end, true
 }
 
+// runningJob is what this node keeps about a job its runner is running.
+type runningJob struct {
+	contact time.Time // runner_updated_at as this node last wrote it
+	// coverage is the job's coverage regex (possibly empty), known when
+	// this node built the job's payload.
+	coverage      string
+	coverageKnown bool
+}
+
+// maxRunning bounds a.running; a full map is emptied, which costs only
+// extra writes and reads.
+const maxRunning = 100000
+
+// putRunningLocked stores what is kept about a job; a.mu is held.
+func (a *API) putRunningLocked(jobID int64, rj runningJob) {
+	if len(a.running) > maxRunning {
+		a.running = map[int64]runningJob{}
+	}
+	a.running[jobID] = rj
+}
+
 // handedOut remembers, for a job just claimed, the contact the claim
 // itself recorded and its coverage regex (possibly empty).
 func (a *API) handedOut(jobID int64, contact time.Time, coverageExpr string) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.jobContacts) > 100000 {
-		a.jobContacts = map[int64]time.Time{}
-	}
-	if len(a.coverageExprs) > 100000 {
-		a.coverageExprs = map[int64]string{}
-	}
-	a.jobContacts[jobID] = contact
-	a.coverageExprs[jobID] = coverageExpr
+	a.putRunningLocked(jobID, runningJob{contact: contact, coverage: coverageExpr, coverageKnown: true})
+	a.mu.Unlock()
 }
 
-// forgetRunning drops what handedOut and recordUpdate kept for a job.
+// forgetRunning drops what was kept about a job.
 func (a *API) forgetRunning(jobID int64) {
 	a.mu.Lock()
-	delete(a.jobContacts, jobID)
-	delete(a.coverageExprs, jobID)
+	delete(a.running, jobID)
 	a.mu.Unlock()
 }
 
@@ -252,10 +265,10 @@ func (a *API) forgetRunning(jobID int64) {
 // when this node handed the job out, else read from its spec.
 func (a *API) coverageExpr(ctx context.Context, jobID int64) string {
 	a.mu.Lock()
-	expr, ok := a.coverageExprs[jobID]
+	rj := a.running[jobID]
 	a.mu.Unlock()
-	if ok {
-		return expr
+	if rj.coverageKnown {
+		return rj.coverage
 	}
 	spec, err := a.spec(ctx, jobID)
 	if err != nil || spec == nil {
@@ -269,13 +282,11 @@ func (a *API) coverageExpr(ctx context.Context, jobID int64) string {
 func (a *API) recordUpdate(ctx context.Context, jobID int64) error {
 	now := a.now()
 	a.mu.Lock()
-	last, ok := a.jobContacts[jobID]
-	fresh := ok && now.Sub(last) < 10*time.Second
+	rj := a.running[jobID]
+	fresh := !rj.contact.IsZero() && now.Sub(rj.contact) < 10*time.Second
 	if !fresh {
-		if len(a.jobContacts) > 100000 {
-			a.jobContacts = map[int64]time.Time{}
-		}
-		a.jobContacts[jobID] = now
+		rj.contact = now
+		a.putRunningLocked(jobID, rj)
 	}
 	a.mu.Unlock()
 	if fresh {

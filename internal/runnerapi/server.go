@@ -57,12 +57,10 @@ type API struct {
 	contacts map[[2]int64]time.Time // (runner, manager) → last contact written
 	managers map[string]int64       // runner:system_id → manager id
 	watched  map[int64]time.Time    // job id → until when someone follows its log
-	// jobContacts throttles runner_updated_at writes per job.
-	jobContacts map[int64]time.Time
-	// coverageExprs keeps the coverage regex of each job this node handed
-	// out (from the spec it read for the payload), so that finishing the
-	// job needs no second read of the spec.
-	coverageExprs map[int64]string
+	// running keeps, per job, the last runner_updated_at this node wrote
+	// (to throttle those writes) and the coverage regex read for its
+	// payload (so finishing the job reads no spec again).
+	running map[int64]runningJob
 	// undelivered holds, per runner, jobs claimed for it whose payload
 	// could not be built (the database went away after the claim); the
 	// runner's next request gets them first.
@@ -99,7 +97,7 @@ func New(cfg Config, st store.Store, blobs blob.Store, pipes *pipeline.Service, 
 	}
 	return &API{cfg: cfg, store: st, blobs: blobs, pipelines: pipes, log: log, now: now, broker: NewBroker(),
 		contacts: map[[2]int64]time.Time{}, managers: map[string]int64{}, watched: map[int64]time.Time{},
-		jobContacts: map[int64]time.Time{}, coverageExprs: map[int64]string{}, undelivered: map[int64][]*claimedJob{}}
+		running: map[int64]runningJob{}, undelivered: map[int64][]*claimedJob{}}
 }
 
 // Routes registers the runner endpoints on mux.

@@ -398,9 +398,9 @@ func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, 
 // jobCols first), scans n of them and hands them to read; the moved job's
 // pipeline is flagged for processing in the same transaction.
 func (db *DB) moveJobReturning(ctx context.Context, update string, args []any, returning, outer string, n int, read func(*rawRow) error) error {
-	r := newRawRow(n)
 	update += ` RETURNING ` + returning
 	if db.dialect.Name == "postgres" {
+		r := newRawRow(n)
 		db.writes.Add(1)
 		err := db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
 			wake AS (INSERT INTO pipeline_wakeups (pipeline_id) SELECT pipeline_id FROM moved)
@@ -410,27 +410,32 @@ func (db *DB) moveJobReturning(ctx context.Context, update string, args []any, r
 		}
 		return read(r)
 	}
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, db.q(update), args...).Scan(r.ptrs...); err != nil {
-			return err
-		}
-		if err := read(r); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, db.q(wakePipeline), r.i64(2)) // jobCols' pipeline_id
-		return err
-	})
+	return db.tx(ctx, func(tx *sql.Tx) error { return db.moveIn(ctx, tx, update, args, n, read) })
 }
 
 // moveJobIn is moveJob inside an open transaction; update already ends in
 // RETURNING jobCols.
 func (db *DB) moveJobIn(ctx context.Context, tx *sql.Tx, update string, args []any) (*ci.Job, error) {
-	job, err := scanJob(tx.QueryRowContext(ctx, db.q(update), args...))
-	if err != nil {
-		return nil, err
-	}
-	_, err = tx.ExecContext(ctx, db.q(wakePipeline), job.PipelineID)
+	var job *ci.Job
+	err := db.moveIn(ctx, tx, update, args, 32, func(r *rawRow) (err error) {
+		job, err = jobFromRow(r)
+		return err
+	})
 	return job, err
+}
+
+// moveIn runs a job move's UPDATE … RETURNING (jobCols first) in tx, hands
+// the n columns it returns to read, and flags the moved job's pipeline.
+func (db *DB) moveIn(ctx context.Context, tx *sql.Tx, update string, args []any, n int, read func(*rawRow) error) error {
+	r := newRawRow(n)
+	if err := tx.QueryRowContext(ctx, db.q(update), args...).Scan(r.ptrs...); err != nil {
+		return err
+	}
+	if err := read(r); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, db.q(wakePipeline), r.i64(2)) // jobCols' pipeline_id
+	return err
 }
 
 // transitionSets is the SET clause of a status move with its timestamps.
