@@ -227,6 +227,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	logHub := joblog.NewHub()
 	archiver := &joblog.Archiver{Store: st, Blobs: blobs, Log: opt.Logger, Now: opt.Now, Interval: cfg.LogArchiveInterval}
 	pipes.OnJobsPending = runners.JobsPending
+	pipes.OnBuildsPending = runners.BuildsPending
 	eventHub := joblog.NewHub()
 	hooks := webhook.New(webhook.Config{ExternalURL: cfg.ExternalURL, UserAgent: "GitLab/" + Version, EventRetention: cfg.EventRetention},
 		st, opt.Logger, opt.Now)
@@ -250,6 +251,14 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		pipes.OnJobsPending = func(projectID int64, jobIDs []int64) {
 			runners.JobsPending(projectID, jobIDs)
 			c.jobsPending(projectID, jobIDs)
+		}
+		pipes.OnBuildsPending = func(projectID int64, builds []ci.PendingBuild) {
+			runners.BuildsPending(projectID, builds)
+			ids := make([]int64, len(builds))
+			for i, b := range builds {
+				ids[i] = b.JobID
+			}
+			c.jobsPending(projectID, ids)
 		}
 		runners.OnTrace = func(jobID int64) {
 			logHub.Publish(jobID)

@@ -106,6 +106,7 @@ type ProcJob struct {
 	Needs         []string
 	ResourceGroup string
 	Kind          JobKind
+	Tags          []string // the runner tags the job asks for
 }
 
 // Transition is one decided move.
@@ -113,6 +114,15 @@ type Transition struct {
 	JobID    int64
 	From, To JobStatus
 	Kind     JobKind
+	Tags     []string // the job's runner tags, for waking runners
+}
+
+// PendingBuild is a build job that has just become pending, with what
+// dispatch matches runners against, so waking them needs no read.
+type PendingBuild struct {
+	JobID     int64
+	Tags      []string
+	Protected bool // its pipeline runs for a protected ref
 }
 
 // ProcessPipeline decides every created job that can be decided now, in
@@ -142,7 +152,7 @@ func ProcessPipeline(jobs []ProcJob) ([]Transition, JobStatus) {
 				continue
 			}
 			to := decide(j, prev)
-			out = append(out, Transition{JobID: j.ID, From: j.Status, To: to, Kind: j.Kind})
+			out = append(out, Transition{JobID: j.ID, From: j.Status, To: to, Kind: j.Kind, Tags: j.Tags})
 			j.Status = to
 			moved = true
 		}

@@ -154,7 +154,7 @@ func (s *Service) Process(ctx context.Context, pipelineID int64) error {
 
 func (s *Service) followUp(ctx context.Context, res *store.ProcessResult) error {
 	pl := res.Pipeline
-	var pending []int64
+	var pending []ci.PendingBuild
 	for _, t := range res.Transitions {
 		switch {
 		case t.Kind == ci.KindBridge && t.To == ci.StatusPending:
@@ -163,15 +163,19 @@ func (s *Service) followUp(ctx context.Context, res *store.ProcessResult) error 
 			}
 			s.Enqueue(pl.ID) // the bridge moved again: decide what follows it
 		case t.To == ci.StatusPending:
-			pending = append(pending, t.JobID)
+			pending = append(pending, ci.PendingBuild{JobID: t.JobID, Tags: t.Tags, Protected: pl.Protected})
 		}
+	}
+	// Runners are woken first: everything below can wait, they should not.
+	if len(pending) > 0 && s.OnBuildsPending != nil {
+		s.OnBuildsPending(pl.ProjectID, pending)
 	}
 	// A job that finished may free a resource group for another pipeline.
 	granted, err := s.store.GrantResources(ctx, pl.ProjectID, s.now())
 	if err != nil {
 		return err
 	}
-	s.JobsPending(pl.ProjectID, append(pending, granted...))
+	s.JobsPending(pl.ProjectID, granted)
 	if res.StatusChanged && pl.ParentID != nil {
 		if err := s.mirrorToBridge(ctx, pl); err != nil {
 			return err

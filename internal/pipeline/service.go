@@ -74,6 +74,9 @@ type Service struct {
 
 	// Hooks for other parts (dispatch wakes runners when jobs become pending).
 	OnJobsPending func(projectID int64, jobIDs []int64)
+	// OnBuildsPending is OnJobsPending for builds whose processing already
+	// read what dispatch needs of them.
+	OnBuildsPending func(projectID int64, builds []ci.PendingBuild)
 	// OnProcessed hears of every processing run of a project's pipeline.
 	// Every job move leads to one, so it is where status changes (recorded
 	// as status events by the store) are announced.

@@ -1,6 +1,7 @@
 package runnerapi
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ type Broker struct {
 type waiter struct {
 	match func(c Candidate) bool
 	ch    chan struct{}
+	woke  Candidate // the job the token in ch is for
 }
 
 // Candidate is a job that became pending, as matching needs it.
@@ -52,45 +54,72 @@ func (b *Broker) Subscribe(runnerID int64, match func(Candidate) bool) (<-chan s
 	b.mu.Unlock()
 	return w.ch, func() {
 		b.mu.Lock()
+		defer b.mu.Unlock()
 		delete(b.waiters[runnerID], w)
 		if len(b.waiters[runnerID]) == 0 {
 			delete(b.waiters, runnerID)
 		}
-		b.mu.Unlock()
+		if len(w.ch) > 0 {
+			// Woken but gone without looking (its runner hung up, or its
+			// hold ended at that instant): pass the wake-up on, or the
+			// job would wait for a poll that happens to come.
+			b.wake([]Candidate{w.woke})
+		}
 	}
 }
 
 // wakePerJob is how many matching waiters one pending job wakes. Waking
-// every matching runner would make them all race to claim one job (a
-// thundering herd); a few suffice, since a woken runner that loses the race
-// simply waits again, and every new poll looks for work first.
-const wakePerJob = 3
+// more than one makes them race to claim the job, and on a busy database
+// the losers' claims slow the winner's; a waiter that leaves without
+// looking passes its wake-up on (see Subscribe), and every new poll looks
+// for work first.
+const wakePerJob = 1
 
 // Notify wakes, for each job, a few waiters that can take it, and moves
 // the versions of every runner that could. It returns how many it woke.
+// The waking comes first and stops as soon as each job has its waiters:
+// with hundreds of runners held, visiting them all (for the versions)
+// would otherwise delay the very wake-up that dispatch latency is made of.
 func (b *Broker) Notify(cands []Candidate) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	woken := b.wake(cands)
+	for runnerID, ws := range b.waiters {
+		for w := range ws {
+			if slices.ContainsFunc(cands, w.match) {
+				b.versions[runnerID]++
+				break
+			}
+		}
+	}
+	return woken
+}
+
+// wake signals, for each job, up to wakePerJob idle waiters that can take
+// it. b.mu is held.
+func (b *Broker) wake(cands []Candidate) int {
 	woken := 0
-	signaled := map[*waiter]bool{}
+	var signaled map[*waiter]bool
+	if len(cands) > 1 {
+		signaled = map[*waiter]bool{}
+	}
 	for _, c := range cands {
 		left := wakePerJob
-		for runnerID, ws := range b.waiters {
-			bumped := false
+	runners:
+		for _, ws := range b.waiters {
 			for w := range ws {
-				if !w.match(c) {
-					continue
+				if left == 0 {
+					break runners
 				}
-				if !bumped {
-					b.versions[runnerID]++
-					bumped = true
-				}
-				if left == 0 || signaled[w] {
+				if signaled[w] || !w.match(c) {
 					continue
 				}
 				select {
 				case w.ch <- struct{}{}:
-					signaled[w] = true
+					w.woke = c
+					if signaled != nil {
+						signaled[w] = true
+					}
 					woken++
 					left--
 				default:

@@ -74,3 +74,43 @@ func TestBrokerWakeAll(t *testing.T) {
 		t.Fatal("version did not move")
 	}
 }
+
+// One pending job wakes one waiter; if that waiter goes away without
+// taking the wake-up (its runner hung up), the wake-up passes to another
+// waiter that can take the job rather than being lost.
+func TestBrokerPassesOnAnUntakenWakeUp(t *testing.T) {
+	b := NewBroker()
+	all := func(Candidate) bool { return true }
+	none := func(Candidate) bool { return false }
+	chA, cancelA := b.Subscribe(1, all)
+	chB, cancelB := b.Subscribe(2, all)
+	chN, cancelN := b.Subscribe(3, none)
+	defer cancelN()
+	if n := b.Notify([]Candidate{{ProjectID: 7}}); n != 1 {
+		t.Fatalf("woke %d, want 1", n)
+	}
+	woken, other, cancelWoken, cancelOther := chA, chB, cancelA, cancelB
+	if len(chB) == 1 {
+		woken, other, cancelWoken, cancelOther = chB, chA, cancelB, cancelA
+	}
+	defer cancelOther()
+	if len(woken) != 1 || len(other) != 0 {
+		t.Fatalf("tokens: woken %d, other %d", len(woken), len(other))
+	}
+	cancelWoken() // leaves without reading its token
+	select {
+	case <-other:
+	default:
+		t.Fatal("the wake-up was lost with the waiter that left")
+	}
+	if len(chN) != 0 {
+		t.Fatal("passed on to a waiter that cannot take the job")
+	}
+	// A waiter that took its wake-up passes nothing on when it leaves.
+	chC, cancelC := b.Subscribe(4, all)
+	cancelOther()
+	if len(chC) != 0 {
+		t.Fatal("a consumed wake-up was passed on")
+	}
+	cancelC()
+}

@@ -235,7 +235,7 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*claimedJob
 		if a.pipelines != nil {
 			a.pipelines.Enqueue(c.Job.PipelineID)
 		}
-		return &claimedJob{job: c.Job, token: token, spec: c.Spec, vars: c.Variables, varsKnown: true}, nil
+		return &claimedJob{job: c.Job, token: token, spec: c.Spec, vars: c.Variables, varsKnown: true, pipeline: c.Pipeline, pipelineVars: c.PipelineVariables}, nil
 	}
 	return nil, nil
 }
@@ -253,32 +253,41 @@ func (a *API) RecheckAll() {
 // JobsPending tells waiting runners about jobs that became pending.
 func (a *API) JobsPending(projectID int64, jobIDs []int64) {
 	ctx := context.Background()
-	chain, _ := a.chains.get(ctx, a.store, projectID)
 	jobs, err := a.store.JobsByIDs(ctx, projectID, jobIDs)
 	if err != nil {
 		a.log.Warn("wake runners: read jobs", "project", projectID, "err", err)
 		return
 	}
-	var builds []*ci.Job
+	var builds []ci.PendingBuild
 	var pipelineIDs []int64
 	for _, j := range jobs {
 		if j.Kind != ci.KindBuild {
 			continue
 		}
-		builds = append(builds, j)
+		builds = append(builds, ci.PendingBuild{JobID: j.ID, Tags: j.TagList})
 		pipelineIDs = append(pipelineIDs, j.PipelineID)
 	}
 	pls, _ := a.store.PipelinesByIDs(ctx, pipelineIDs)
-	var cands []Candidate
-	for _, j := range builds {
-		c := Candidate{ProjectID: projectID, Chain: chain, Tags: j.TagList}
-		if pl := pls[j.PipelineID]; pl != nil {
-			c.Protected = pl.Protected
+	for i := range builds {
+		if pl := pls[pipelineIDs[i]]; pl != nil {
+			builds[i].Protected = pl.Protected
 		}
-		cands = append(cands, c)
 	}
-	if len(cands) > 0 {
-		a.pending.add(projectID)
-		a.broker.Notify(cands)
+	a.BuildsPending(projectID, builds)
+}
+
+// BuildsPending is JobsPending for builds whose tags and protection the
+// caller already knows (the pipeline processor read them): nothing is read
+// before runners are woken.
+func (a *API) BuildsPending(projectID int64, builds []ci.PendingBuild) {
+	if len(builds) == 0 {
+		return
 	}
+	chain, _ := a.chains.get(context.Background(), a.store, projectID)
+	cands := make([]Candidate, len(builds))
+	for i, b := range builds {
+		cands[i] = Candidate{ProjectID: projectID, Chain: chain, Tags: b.Tags, Protected: b.Protected}
+	}
+	a.pending.add(projectID)
+	a.broker.Notify(cands)
 }

@@ -84,14 +84,17 @@ func (a *API) payload(ctx context.Context, c *claimedJob, runner *ci.Runner) (*j
 	if err != nil {
 		return nil, err
 	}
-	// A pipeline's ref, sha and source never change: the cached batch read serves.
-	pls, err := a.store.PipelinesByIDs(ctx, []int64{job.PipelineID})
-	if err != nil {
-		return nil, err
-	}
-	pl := pls[job.PipelineID]
+	// A pipeline's ref, sha and source never change: what the claim read,
+	// or else the cached batch read, serves.
+	pl := c.pipeline
 	if pl == nil {
-		return nil, ci.ErrNotFound
+		pls, err := a.store.PipelinesByIDs(ctx, []int64{job.PipelineID})
+		if err != nil {
+			return nil, err
+		}
+		if pl = pls[job.PipelineID]; pl == nil {
+			return nil, ci.ErrNotFound
+		}
 	}
 	var spec *pipeline.JobSpec
 	if c.spec != nil {
@@ -250,7 +253,11 @@ func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, c *
 	for _, v := range spec.Variables {
 		vars = append(vars, payloadVariable{Key: v.Key, Value: v.Value, Public: true, Raw: !v.Expand})
 	}
-	if pvars, err := a.store.PipelineVariables(ctx, pl.ID); err == nil {
+	pvars, err := c.pipelineVars, error(nil)
+	if c.pipeline == nil {
+		pvars, err = a.store.PipelineVariables(ctx, pl.ID)
+	}
+	if err == nil {
 		for _, v := range pvars {
 			vars = append(vars, payloadVariable{Key: v.Key, Value: v.Value, File: v.VariableType == "file"})
 		}

@@ -153,6 +153,9 @@ type claimedJob struct {
 	spec      []byte
 	vars      []store.Variable
 	varsKnown bool
+	// The job's pipeline and its variables, when the claim read them.
+	pipeline     *ci.Pipeline
+	pipelineVars []store.Variable
 }
 
 // maxUndelivered bounds the jobs kept per runner; past it the watchdog

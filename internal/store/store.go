@@ -500,6 +500,12 @@ type Claimed struct {
 	Job       *ci.Job
 	Spec      []byte
 	Variables []Variable
+	// Pipeline and PipelineVariables come with the claim where the store
+	// reads them in the claim's own round trip (PostgreSQL); nil means
+	// the caller reads them (on SQLite a read costs less than holding the
+	// single writer for it).
+	Pipeline          *ci.Pipeline
+	PipelineVariables []Variable
 }
 
 // ClaimNextParams describe the runner asking for work.

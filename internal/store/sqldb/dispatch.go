@@ -389,15 +389,30 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Cl
 	if db.dialect.Name == "postgres" {
 		vars = `(SELECT json_agg(json_build_array(v.key, v.value)) FROM job_variables v WHERE v.job_id = jobs.id)`
 	}
+	// On PostgreSQL the same statement also reads the job's pipeline and
+	// its variables, which the payload needs: each would be a round trip.
+	outer, n := jobCols+`, spec, job_variables FROM moved`, 34
+	if db.dialect.Name == "postgres" {
+		outer, n = `moved.*, `+claimPipelineCols+` FROM moved JOIN pipelines p ON p.id = moved.pipeline_id`, 34+claimPipelineColCount+1
+	}
 	var c store.Claimed
-	err := db.moveJobReturning(ctx, update, append(setArgs, pickArgs...), jobCols+`, spec, `+vars+` AS job_variables`, jobCols+`, spec, job_variables`, 34,
+	err := db.moveJobReturning(ctx, update, append(setArgs, pickArgs...), jobCols+`, spec, `+vars+` AS job_variables`, outer, n,
 		func(r *rawRow) error {
 			job, err := jobFromRow(r)
 			if err != nil {
 				return err
 			}
 			c = store.Claimed{Job: job, Spec: []byte(r.str(32))}
-			c.Variables, err = decodeJobVariables(r.str(33))
+			if c.Variables, err = decodeJobVariables(r.str(33)); err != nil {
+				return err
+			}
+			if n > 34 {
+				c.Pipeline = pipelineFromRow(r, 34)
+				if r.err != nil {
+					return r.err
+				}
+				c.PipelineVariables, err = decodePipelineVariables(r.str(34 + claimPipelineColCount))
+			}
 			return err
 		})
 	if err == sql.ErrNoRows {
@@ -407,6 +422,30 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Cl
 		return nil, err
 	}
 	return &c, nil
+}
+
+// claimPipelineCols are pipelineCols of p and the pipeline's variables
+// (a JSON array of [key, value, variable_type] in PipelineVariables' order).
+const claimPipelineCols = `p.id, p.iid, p.project_id, p.sha, p.before_sha, p.ref, p.tag, p.status, p.source, p.user_id, p.parent_id,
+	p.created_at, p.updated_at, p.started_at, p.finished_at, p.duration, p.config_errors, p.protected,
+	(SELECT json_agg(json_build_array(v.key, v.value, v.variable_type) ORDER BY v.key) FROM pipeline_variables v WHERE v.pipeline_id = p.id)`
+
+const claimPipelineColCount = 18
+
+// decodePipelineVariables reads claimPipelineCols' variables column.
+func decodePipelineVariables(raw string) ([]store.Variable, error) {
+	out := []store.Variable{}
+	if raw == "" || raw == "[]" {
+		return out, nil
+	}
+	var triples [][3]string
+	if err := json.Unmarshal([]byte(raw), &triples); err != nil {
+		return nil, fmt.Errorf("pipeline variables column: %w", err)
+	}
+	for _, t := range triples {
+		out = append(out, store.Variable{Key: t[0], Value: t[1], VariableType: t[2]})
+	}
+	return out, nil
 }
 
 // decodeJobVariables reads the claim's JSON array of [key, value] pairs

@@ -386,7 +386,7 @@ func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int,
 // PostgreSQL, one transaction on SQLite. sql.ErrNoRows means nothing moved.
 func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, error) {
 	var job *ci.Job
-	err := db.moveJobReturning(ctx, update, args, jobCols, jobCols, 32, func(r *rawRow) (err error) {
+	err := db.moveJobReturning(ctx, update, args, jobCols, jobCols+` FROM moved`, 32, func(r *rawRow) (err error) {
 		job, err = jobFromRow(r)
 		return err
 	})
@@ -394,9 +394,11 @@ func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, 
 }
 
 // moveJobReturning runs a job move (update, without RETURNING) that
-// returns the columns returning (named outer once outside the UPDATE,
-// jobCols first), scans n of them and hands them to read; the moved job's
-// pipeline is flagged for processing in the same transaction.
+// returns the columns returning (jobCols first), scans n columns and hands
+// them to read; the moved job's pipeline is flagged for processing in the
+// same transaction. On PostgreSQL the move is a CTE named moved and outer
+// is what is selected from it ("… FROM moved …"), which may read more than
+// the UPDATE returns; on SQLite the n columns are returning's.
 func (db *DB) moveJobReturning(ctx context.Context, update string, args []any, returning, outer string, n int, read func(*rawRow) error) error {
 	update += ` RETURNING ` + returning
 	if db.dialect.Name == "postgres" {
@@ -404,7 +406,7 @@ func (db *DB) moveJobReturning(ctx context.Context, update string, args []any, r
 		db.writes.Add(1)
 		err := db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+`),
 			wake AS (INSERT INTO pipeline_wakeups (pipeline_id) SELECT pipeline_id FROM moved)
-			SELECT `+outer+` FROM moved`), args...).Scan(r.ptrs...)
+			SELECT `+outer), args...).Scan(r.ptrs...)
 		if err != nil {
 			return err
 		}

@@ -35,6 +35,15 @@ func scanPipeline(row interface{ Scan(...any) error }) (*ci.Pipeline, error) {
 	return &p, nil
 }
 
+// pipelineFromRow reads pipelineCols from r's columns at..at+17.
+func pipelineFromRow(r *rawRow, at int) *ci.Pipeline {
+	return &ci.Pipeline{ID: r.i64(at), IID: r.i64(at + 1), ProjectID: r.i64(at + 2), SHA: r.str(at + 3), BeforeSHA: r.str(at + 4),
+		Ref: r.str(at + 5), Tag: r.boolean(at + 6), Status: ci.JobStatus(r.str(at + 7)), Source: ci.PipelineSource(r.str(at + 8)),
+		UserID: r.nullI64(at + 9), ParentID: r.nullI64(at + 10), CreatedAt: r.time(at + 11), UpdatedAt: r.time(at + 12),
+		StartedAt: r.nullTime(at + 13), FinishedAt: r.nullTime(at + 14), Duration: r.nullF64(at + 15), ConfigErrors: r.str(at + 16),
+		Protected: r.boolean(at + 17)}
+}
+
 func (db *DB) InsertPipeline(ctx context.Context, p ci.Pipeline) (*ci.Pipeline, error) {
 	var id int64
 	err := db.tx(ctx, func(tx *sql.Tx) error {

@@ -100,7 +100,7 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 			res.Pipeline = p
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, db.q(`SELECT id, name, stage_idx, status, allow_failure, when_, scheduling_dag, needs, resource_group, kind
+		rows, err := tx.QueryContext(ctx, db.q(`SELECT id, name, stage_idx, status, allow_failure, when_, scheduling_dag, needs, resource_group, kind, tag_list
 			FROM jobs WHERE pipeline_id = ? AND retried = FALSE ORDER BY stage_idx, id`), pipelineID)
 		if err != nil {
 			return err
@@ -108,12 +108,13 @@ func (db *DB) ProcessPipeline(ctx context.Context, pipelineID int64, now time.Ti
 		var jobs []ci.ProcJob
 		for rows.Next() {
 			var j ci.ProcJob
-			var needs string
-			if err := rows.Scan(&j.ID, &j.Name, &j.StageIdx, &j.Status, &j.AllowFailure, &j.When, &j.DAG, &needs, &j.ResourceGroup, &j.Kind); err != nil {
+			var needs, tags string
+			if err := rows.Scan(&j.ID, &j.Name, &j.StageIdx, &j.Status, &j.AllowFailure, &j.When, &j.DAG, &needs, &j.ResourceGroup, &j.Kind, &tags); err != nil {
 				rows.Close()
 				return err
 			}
 			_ = json.Unmarshal([]byte(needs), &j.Needs)
+			j.Tags = decodeTags(tags)
 			jobs = append(jobs, j)
 		}
 		rows.Close()

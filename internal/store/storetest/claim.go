@@ -23,8 +23,9 @@ func testClaimNext(t *testing.T, st store.Store) {
 	tagged.Job.TagList = []string{"gpu"}
 	tagged.Spec = []byte(`{"script":["nvidia-smi"]}`)
 	pl := ok[*ci.Pipeline](t)(st.CreatePipeline(ctx, store.NewPipeline{
-		Pipeline: ci.Pipeline{ProjectID: p.ID, SHA: "abc", Ref: "main", Status: ci.StatusCreated, Source: ci.SourcePush, UserID: &u.ID, CreatedAt: t0, UpdatedAt: t0},
-		Jobs:     []store.NewJob{tagged, newJob("plain", 0, "on_success"), newJob("deploy", 0, "manual")},
+		Pipeline:  ci.Pipeline{ProjectID: p.ID, SHA: "abc", Ref: "main", Status: ci.StatusCreated, Source: ci.SourcePush, UserID: &u.ID, CreatedAt: t0, UpdatedAt: t0},
+		Variables: []store.Variable{{Key: "Z_VAR", Value: "z", VariableType: "env_var"}, {Key: "A_FILE", Value: "a", VariableType: "file"}},
+		Jobs:      []store.NewJob{tagged, newJob("plain", 0, "on_success"), newJob("deploy", 0, "manual")},
 	}))
 	ok[*store.ProcessResult](t)(st.ProcessPipeline(ctx, pl.ID, t0.Add(time.Second), ci.ProcessPipeline))
 	var deploy *ci.Job
@@ -47,6 +48,22 @@ func testClaimNext(t *testing.T, st store.Store) {
 	}
 	if len(c.Variables) != 0 {
 		t.Fatalf("variables of a job nobody played: %v", c.Variables)
+	}
+	// A store that reads the pipeline with the claim reads what
+	// PipelineByID and PipelineVariables would.
+	if c.Pipeline != nil {
+		byID := ok[*ci.Pipeline](t)(st.PipelineByID(ctx, p.ID, pl.ID))
+		if c.Pipeline.ID != byID.ID || c.Pipeline.IID != byID.IID || c.Pipeline.SHA != byID.SHA || c.Pipeline.Ref != byID.Ref ||
+			c.Pipeline.Protected != byID.Protected || c.Pipeline.Source != byID.Source || !c.Pipeline.CreatedAt.Equal(byID.CreatedAt) ||
+			c.Pipeline.UserID == nil || *c.Pipeline.UserID != u.ID {
+			t.Fatalf("claimed pipeline %+v, PipelineByID %+v", c.Pipeline, byID)
+		}
+		want := ok[[]store.Variable](t)(st.PipelineVariables(ctx, pl.ID))
+		if len(want) != 2 || !slices.Equal(c.PipelineVariables, want) {
+			t.Fatalf("claimed pipeline variables %v, PipelineVariables %v", c.PipelineVariables, want)
+		}
+	} else if c.PipelineVariables != nil {
+		t.Fatal("pipeline variables without their pipeline")
 	}
 	if _, err := st.ClaimNext(ctx, params); !errors.Is(err, ci.ErrNotFound) {
 		t.Fatalf("nothing left for an untagged runner: %v", err)
