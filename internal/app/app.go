@@ -198,6 +198,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		st = db
 	}
 	st = cache.New(st, cfg.ReadCacheTTL, opt.Now)
+	// Archived logs of a few KiB (most of them) are rows, not files or objects.
+	blobs = &blob.Tiered{Large: blobs, Small: st, Prefix: joblog.BlobKeyPrefix, Max: blob.DefaultSmallMax}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	repos := &githost.Repos{Root: cfg.RepositoriesDir}

@@ -2,10 +2,12 @@ package blob_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -132,5 +134,68 @@ func TestReaderAtOverASeeker(t *testing.T) {
 	}
 	if _, err := ra.ReadAt(buf, 20); err == nil {
 		t.Fatal("read past the end succeeded")
+	}
+}
+
+// TestTiered runs the suite on files with small blobs (16 bytes or less,
+// so most cases cross between the tiers) in each database. The backend
+// holds what both tiers hold; a key in both would show twice.
+func TestTiered(t *testing.T) {
+	for _, be := range testenv.Backends(t) {
+		t.Run(be.Name, func(t *testing.T) {
+			blobtest.Run(t, func(t *testing.T) blobtest.Subject {
+				root, db := t.TempDir(), be.Open(t)
+				pool := db.(interface{ WritePool() *sql.DB }).WritePool()
+				contents := func() ([]string, error) {
+					files, err := filesUnder(root)
+					if err != nil {
+						return nil, err
+					}
+					rows, err := pool.Query(`SELECT key FROM small_blobs`)
+					if err != nil {
+						return nil, err
+					}
+					defer rows.Close()
+					for rows.Next() {
+						var k string
+						if err := rows.Scan(&k); err != nil {
+							return nil, err
+						}
+						files = append(files, k)
+					}
+					slices.Sort(files)
+					return files, rows.Err()
+				}
+				return blobtest.Subject{Store: &blob.Tiered{Large: &blob.FS{Root: root}, Small: db, Max: 16}, Contents: contents}
+			})
+		})
+	}
+}
+
+// Only keys under the prefix may be small; the rest go to the large tier
+// whatever their size.
+func TestTieredPrefix(t *testing.T) {
+	ctx := context.Background()
+	root, db := t.TempDir(), testenv.OpenSQLite(t)
+	st := &blob.Tiered{Large: &blob.FS{Root: root}, Small: db, Prefix: "traces/", Max: blob.DefaultSmallMax}
+	for _, key := range []string{"traces/1/1001.log", "artifacts/1/a.zip"} {
+		if _, err := st.Put(ctx, key, strings.NewReader("tiny"), 0); err != nil {
+			t.Fatal(err)
+		}
+		r, n, err := st.Open(ctx, key)
+		if err != nil || n != 4 {
+			t.Fatalf("%s: %d %v", key, n, err)
+		}
+		r.Close()
+	}
+	files, err := filesUnder(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(files, ",") != "artifacts/1/a.zip" {
+		t.Fatalf("files %v: only the artifact belongs there", files)
+	}
+	if data, err := db.SmallBlob(ctx, "traces/1/1001.log"); err != nil || string(data) != "tiny" {
+		t.Fatalf("small blob: %q %v", data, err)
 	}
 }

@@ -73,6 +73,9 @@ type Stats struct {
 	ChunksDeleted int64
 }
 
+// BlobKeyPrefix begins every archived log's blob key.
+const BlobKeyPrefix = "traces/"
+
 // Stats reports the counters.
 func (a *Archiver) Stats() Stats {
 	return Stats{Archived: a.archived.Load(), ChunksDeleted: a.chunksDeleted.Load()}
@@ -83,7 +86,7 @@ func (a *Archiver) Stats() Stats {
 // archived before kept theirs in traces/<id>/job.log; their artifact rows
 // hold that key, and the key is never derived again once recorded.)
 func BlobKey(jobID int64) string {
-	return "traces/" + strconv.FormatInt(jobID/1000, 10) + "/" + strconv.FormatInt(jobID, 10) + ".log"
+	return BlobKeyPrefix + strconv.FormatInt(jobID/1000, 10) + "/" + strconv.FormatInt(jobID, 10) + ".log"
 }
 
 // Start archives every pending log at once (whatever a crash left), then

@@ -570,6 +570,14 @@ type Traces interface {
 	TraceChunks(ctx context.Context, jobID int64, from, to int64, max int) ([]TraceChunk, error)
 	// TraceArchiveOf returns the job's archived log record, or ErrNotFound.
 	TraceArchiveOf(ctx context.Context, jobID int64) (*TraceArchive, error)
+
+	// Small blobs (blob.Tiered keeps the little ones in the database).
+	// PutSmallBlob creates or replaces the blob under key.
+	PutSmallBlob(ctx context.Context, key string, data []byte) error
+	// SmallBlob returns the blob under key, or ErrNotFound.
+	SmallBlob(ctx context.Context, key string) ([]byte, error)
+	// DeleteSmallBlob removes the blob; a missing key is not an error.
+	DeleteSmallBlob(ctx context.Context, key string) error
 	// TraceArchivesOf returns the archived log records of those of the
 	// jobs that have one, by job id.
 	TraceArchivesOf(ctx context.Context, jobIDs []int64) (map[int64]*TraceArchive, error)

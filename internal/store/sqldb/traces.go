@@ -189,3 +189,22 @@ func (db *DB) UnarchivedTraces(ctx context.Context, afterID int64, limit int) ([
 	}
 	return out, rows.Err()
 }
+
+func (db *DB) PutSmallBlob(ctx context.Context, key string, data []byte) error {
+	if data == nil {
+		data = []byte{} // NOT NULL: an empty blob is still a blob
+	}
+	_, err := db.exec(ctx, `INSERT INTO small_blobs (key, data) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data`, key, data)
+	return err
+}
+
+func (db *DB) SmallBlob(ctx context.Context, key string) ([]byte, error) {
+	var data []byte
+	err := db.queryRow(ctx, `SELECT data FROM small_blobs WHERE key = ?`, key).Scan(&data)
+	return data, db.translate(err)
+}
+
+func (db *DB) DeleteSmallBlob(ctx context.Context, key string) error {
+	_, err := db.exec(ctx, `DELETE FROM small_blobs WHERE key = ?`, key)
+	return err
+}
