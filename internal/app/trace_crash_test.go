@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"testing"
 
 	"gantry/internal/blob"
@@ -174,5 +176,62 @@ func TestLogArchiveBatchSkipsAChangedLog(t *testing.T) {
 				n.checkRanges(j.pid, j.jobID, j.log)
 			}
 		})
+	}
+}
+
+// A log small enough to be a database row is archived by the transaction
+// that records it: no file is written, and a crash before the chunks are
+// deleted is finished by the restarted node like any other.
+func TestLogArchiveInlineCrash(t *testing.T) {
+	for _, b := range testenv.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			durable := testenv.Reopenable(t, b)
+			dataDir := t.TempDir()
+			n, stop := startNodeAt(t, durable.Open(t), dataDir)
+			n.app.LogArchiver.Stop()
+			pid, jobID, jobToken := n.runningJob("small")
+			want := sampleLog(3000)
+			pieces := n.appendInPieces(jobID, jobToken, want)
+			n.finishJob(jobID, jobToken, "success")
+			crashing := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs,
+				Interrupt: func(_ int64, step joblog.Step) bool { return step == joblog.StepRecorded }}
+			if err := crashing.ArchiveJob(ctx, store.UnarchivedTrace{JobID: jobID, ProjectID: pid, Size: int64(len(want))}); !errors.Is(err, joblog.ErrInterrupted) {
+				t.Fatalf("interrupted archive: %v", err)
+			}
+			if data, err := n.app.Store.SmallBlob(ctx, joblog.BlobKey(jobID)); err != nil || !bytes.Equal(data, want) {
+				t.Fatalf("the recorded archive's row: %d bytes, %v", len(data), err)
+			}
+			if got := chunkCount(t, n.app.Store, jobID); got != pieces {
+				t.Fatalf("chunks after the crash: %d of %d", got, pieces)
+			}
+			checkSmallLog(t, n, pid, jobID, want)
+			stop()
+
+			n, stop = startNodeAt(t, durable.Open(t), dataDir)
+			defer stop()
+			waitFor(t, "the chunks deleted", func() bool { return chunkCount(t, n.app.Store, jobID) == 0 })
+			checkSmallLog(t, n, pid, jobID, want)
+			err := filepath.WalkDir(filepath.Join(dataDir, "blobs"), func(path string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					return fmt.Errorf("a file was written: %s", path)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// checkSmallLog reads the log whole and one range of it through the API.
+func checkSmallLog(t *testing.T, n *node, pid, jobID int64, want []byte) {
+	t.Helper()
+	if code, _, body := n.getLog(pid, jobID, "", nil); code != 200 || !bytes.Equal(body, want) {
+		t.Fatalf("whole log: %d, %d bytes of %d", code, len(body), len(want))
+	}
+	if code, _, body := n.getLog(pid, jobID, "", map[string]string{"Range": "bytes=100-199"}); code != 206 || !bytes.Equal(body, want[100:200]) {
+		t.Fatalf("range: %d, %q", code, body)
 	}
 }

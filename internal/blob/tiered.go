@@ -46,21 +46,22 @@ func (t *Tiered) Put(ctx context.Context, key string, r io.Reader, limit int64) 
 	if err := checkKey(key); err != nil {
 		return 0, err
 	}
-	head := make([]byte, t.Max+1)
-	n, err := io.ReadFull(r, head)
-	if limit > 0 && int64(n) > limit {
+	var buf bytes.Buffer // grows to the blob, not to Max
+	n, err := io.CopyN(&buf, r, t.Max+1)
+	if limit > 0 && n > limit {
 		return 0, ErrTooLarge
 	}
+	head := buf.Bytes()
 	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		if err := t.Small.PutSmallBlob(ctx, key, head[:n]); err != nil {
+	case err == io.EOF:
+		if err := t.Small.PutSmallBlob(ctx, key, head); err != nil {
 			return 0, err
 		}
 		// A larger earlier version is shadowed now (Open looks in Small
 		// first); removing it only saves its space, so a failure to is no
 		// failure of this Put.
 		_ = t.Large.Delete(ctx, key)
-		return int64(n), nil
+		return n, nil
 	case err != nil:
 		return 0, err
 	}

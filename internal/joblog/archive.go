@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -234,7 +235,7 @@ func (a *Archiver) archive(ctx context.Context, batch []store.UnarchivedTrace) [
 		conflicts[id] = true
 	}
 	for _, r := range records {
-		if conflicts[r.JobID] {
+		if conflicts[r.JobID] && r.Data == nil { // a refused inline record wrote nothing
 			// The log changed under us (the job was erased): the blob
 			// belongs to nothing.
 			_ = a.Blobs.Delete(ctx, r.BlobKey)
@@ -307,6 +308,9 @@ func (a *Archiver) writeArchive(ctx context.Context, p store.UnarchivedTrace, re
 	if recorded != nil {
 		key = recorded.BlobKey
 	}
+	if recorded == nil && a.smallEnough(key, p.Size) {
+		return a.inlineArchive(ctx, p, key)
+	}
 	sum, err := a.writeBlob(ctx, p, key)
 	if err != nil {
 		return nil, err
@@ -331,6 +335,33 @@ func (a *Archiver) writeArchive(ctx context.Context, p store.UnarchivedTrace, re
 		now = a.Now
 	}
 	return &store.TraceArchive{JobID: p.JobID, ProjectID: p.ProjectID, BlobKey: key, Size: p.Size, SHA256: sum, CreatedAt: now()}, nil
+}
+
+// smallEnough reports whether the log goes into the archive record itself:
+// when Blobs keeps blobs of its size under key as database rows, the row
+// is written by the transaction that records the archive, so there is no
+// separate write and nothing to read back.
+func (a *Archiver) smallEnough(key string, size int64) bool {
+	t, ok := a.Blobs.(*blob.Tiered)
+	return ok && size <= t.Max && strings.HasPrefix(key, t.Prefix)
+}
+
+// inlineArchive reads a small log from its chunks into the record.
+func (a *Archiver) inlineArchive(ctx context.Context, p store.UnarchivedTrace, key string) (*store.TraceArchive, error) {
+	data, err := io.ReadAll(&chunkReader{ctx: ctx, store: a.Store, jobID: p.JobID, end: p.Size})
+	if err != nil {
+		return nil, fmt.Errorf("read log of job %d: %w", p.JobID, err)
+	}
+	if int64(len(data)) != p.Size {
+		return nil, fmt.Errorf("read log of job %d: %d bytes, %d expected", p.JobID, len(data), p.Size)
+	}
+	sum := sha256.Sum256(data)
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	return &store.TraceArchive{JobID: p.JobID, ProjectID: p.ProjectID, BlobKey: key, Size: p.Size, SHA256: hex.EncodeToString(sum[:]),
+		CreatedAt: now(), Data: data}, nil
 }
 
 // writeBlob streams the chunks into the blob store, hashing on the way.

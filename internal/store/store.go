@@ -654,6 +654,10 @@ type TraceArchive struct {
 	Size             int64
 	SHA256           string // hex
 	CreatedAt        time.Time
+	// Data, when set, is the log itself: recording the archive also
+	// stores it as the small blob under BlobKey (see PutSmallBlob), in the
+	// same transaction. Only RecordTraceArchives reads it.
+	Data []byte
 }
 
 // RecordedTraceArchives is what RecordTraceArchives did.

@@ -138,8 +138,8 @@ func (db *DB) recordTraceArchives(ctx context.Context, tx *sql.Tx, records []sto
 	for _, id := range marked {
 		ok[id] = true
 	}
-	var artifactRows, pendingRows []string
-	var artifactArgs, pendingArgs []any
+	var artifactRows, pendingRows, blobRows []string
+	var artifactArgs, pendingArgs, blobArgs []any
 	for _, r := range records {
 		switch {
 		case !ok[r.JobID]:
@@ -154,6 +154,10 @@ func (db *DB) recordTraceArchives(ctx context.Context, tx *sql.Tx, records []sto
 		artifactArgs = append(artifactArgs, r.JobID, r.ProjectID, traceFileType, traceFileFormat, traceFilename, r.Size, r.BlobKey, r.SHA256, tm(r.CreatedAt))
 		pendingRows = append(pendingRows, "(?, ?, ?, ?)")
 		pendingArgs = append(pendingArgs, r.JobID, r.ProjectID, r.Size, tm(r.CreatedAt))
+		if r.Data != nil {
+			blobRows = append(blobRows, "(?, ?)")
+			blobArgs = append(blobArgs, r.BlobKey, r.Data)
+		}
 	}
 	if len(inserted) == 0 {
 		return nil, conflicts, nil
@@ -161,6 +165,12 @@ func (db *DB) recordTraceArchives(ctx context.Context, tx *sql.Tx, records []sto
 	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO artifacts (job_id, project_id, file_type, file_format, filename, size, blob_key, file_sha256, created_at)
 		VALUES `+strings.Join(artifactRows, ", ")), artifactArgs...); err != nil {
 		return nil, nil, db.translate(err)
+	}
+	if len(blobRows) > 0 {
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO small_blobs (key, data) VALUES `+strings.Join(blobRows, ", ")+`
+			ON CONFLICT (key) DO UPDATE SET data = excluded.data`), blobArgs...); err != nil {
+			return nil, nil, db.translate(err)
+		}
 	}
 	// The archived logs now wait for the search indexer.
 	if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO log_search_pending (job_id, project_id, size, created_at) VALUES `+strings.Join(pendingRows, ", ")), pendingArgs...); err != nil {

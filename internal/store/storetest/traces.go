@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -91,10 +92,10 @@ func testTraceArchive(t *testing.T, st store.Store) {
 		t.Fatalf("second record: %+v", r)
 	}
 	got := ok[*store.TraceArchive](t)(st.TraceArchiveOf(ctx, j.ID))
-	if *got != rec {
+	if !reflect.DeepEqual(*got, rec) {
 		t.Fatalf("archive %+v, want %+v", got, rec)
 	}
-	if m := ok[map[int64]*store.TraceArchive](t)(st.TraceArchivesOf(ctx, []int64{other.ID, j.ID, j.ID})); len(m) != 1 || *m[j.ID] != rec {
+	if m := ok[map[int64]*store.TraceArchive](t)(st.TraceArchivesOf(ctx, []int64{other.ID, j.ID, j.ID})); len(m) != 1 || !reflect.DeepEqual(*m[j.ID], rec) {
 		t.Fatalf("archives %v, want job %d's %+v", m, j.ID, rec)
 	}
 	arts := ok[map[int64][]*ci.Artifact](t)(st.ArtifactsByJobIDs(ctx, []int64{j.ID}))[j.ID]
@@ -152,7 +153,7 @@ func testTraceArchiveBatch(t *testing.T, st store.Store) {
 		t.Fatalf("refused job's log grew to %d", n)
 	}
 	archives := ok[map[int64]*store.TraceArchive](t)(st.TraceArchivesOf(ctx, []int64{x, y, z}))
-	if len(archives) != 2 || *archives[x] != rec(x, 2) || *archives[z] != rec(z, 1) {
+	if len(archives) != 2 || !reflect.DeepEqual(*archives[x], rec(x, 2)) || !reflect.DeepEqual(*archives[z], rec(z, 1)) {
 		t.Fatalf("archives %v", archives)
 	}
 	var pending []int64
@@ -165,5 +166,38 @@ func testTraceArchiveBatch(t *testing.T, st store.Store) {
 	}
 	if u := ok[[]store.UnarchivedTrace](t)(st.UnarchivedTraces(ctx, 0, 10)); len(u) != 1 || u[0].JobID != y {
 		t.Fatalf("unarchived %v", u)
+	}
+	// A record carrying the log stores it as a small blob in the same
+	// transaction; a refused one stores nothing.
+	w, v := ended("w", "www"), ended("v", "vv")
+	inline := func(id, size int64, key, data string) store.TraceArchive {
+		r := rec(id, size)
+		r.BlobKey, r.Data = key, []byte(data)
+		return r
+	}
+	r = ok[store.RecordedTraceArchives](t)(st.RecordTraceArchives(ctx, []store.TraceArchive{inline(w, 3, "traces/w", "www"), inline(v, 9, "traces/v", "vv")}, nil))
+	if !slices.Equal(r.Inserted, []int64{w}) || !slices.Equal(r.Conflicts, []int64{v}) {
+		t.Fatalf("inline batch: %+v", r)
+	}
+	if b, err := st.SmallBlob(ctx, "traces/w"); err != nil || string(b) != "www" {
+		t.Fatalf("inline archive's blob: %q %v", b, err)
+	}
+	if _, err := st.SmallBlob(ctx, "traces/v"); !errors.Is(err, ci.ErrNotFound) {
+		t.Fatalf("refused inline archive's blob: %v", err)
+	}
+	// Small blobs on their own: replace, read, delete (twice).
+	if err := st.PutSmallBlob(ctx, "traces/w", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := st.SmallBlob(ctx, "traces/w"); err != nil || string(b) != "new" {
+		t.Fatalf("replaced blob: %q %v", b, err)
+	}
+	for range 2 {
+		if err := st.DeleteSmallBlob(ctx, "traces/w"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.SmallBlob(ctx, "traces/w"); !errors.Is(err, ci.ErrNotFound) {
+		t.Fatalf("deleted blob: %v", err)
 	}
 }
