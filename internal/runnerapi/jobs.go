@@ -1,6 +1,7 @@
 package runnerapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -152,6 +153,9 @@ const maxTraceChunk = 4 << 20
 // PATCH /jobs/:id/trace: append a log chunk at Content-Range's start.
 func (a *API) handlePatchTrace(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	if done, err := a.appendFast(w, r); done || err != nil {
+		return err
+	}
 	job, err := a.jobFromToken(r, "")
 	if err != nil {
 		return err
@@ -193,6 +197,48 @@ func (a *API) handlePatchTrace(w http.ResponseWriter, r *http.Request) error {
 	a.statusHeaders(w, job)
 	w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// appendFast serves the usual PATCH, a well-formed append by the running
+// job this node handed out, with one statement that checks the token and
+// the status as it appends; anything else (done false) takes the full
+// path, which reads the job first and answers every refusal as GitLab
+// does. The body is read here only for a job this node is running.
+func (a *API) appendFast(w http.ResponseWriter, r *http.Request) (done bool, err error) {
+	id, perr := strconv.ParseInt(r.PathValue("job_id"), 10, 64)
+	token := r.Header.Get("Job-Token")
+	if perr != nil || token == "" {
+		return false, nil
+	}
+	a.mu.Lock()
+	_, mine := a.running[id]
+	a.mu.Unlock()
+	start, end, ok := parseContentRange(r.Header.Get("Content-Range"))
+	if !mine || !ok || r.ContentLength <= 0 || r.ContentLength > maxTraceChunk || (end >= 0 && end-start+1 != r.ContentLength) {
+		return false, nil
+	}
+	data := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, data); err != nil {
+		return true, fail(http.StatusBadRequest, "400 Bad request - unreadable body")
+	}
+	size, status, err := a.store.AppendTraceAs(r.Context(), id, ci.HashToken(token), start, data)
+	if errors.Is(err, ci.ErrNotFound) {
+		// Refused: the full path reads the job and says why. It reads
+		// the body again, so hand it the bytes.
+		r.Body = io.NopCloser(bytes.NewReader(data))
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	if err := a.recordUpdate(r.Context(), id); err != nil {
+		return true, err
+	}
+	a.notifyTrace(id)
+	w.Header().Set("Range", "0-"+strconv.FormatInt(size, 10))
+	a.statusHeaders(w, &ci.Job{ID: id, Status: status})
+	w.WriteHeader(http.StatusAccepted)
+	return true, nil
 }
 
 // notifyTrace is a hook for live log readers (set by the log streamer).

@@ -560,6 +560,12 @@ type Traces interface {
 	// AppendTrace stores data at offset; ErrConflict if offset is not the
 	// current length or the log is already archived. Returns the new length.
 	AppendTrace(ctx context.Context, jobID int64, offset int64, data []byte) (int64, error)
+	// AppendTraceAs is AppendTrace for the holder of a job token: the
+	// append happens only if the job has that token digest and is running
+	// or canceling, and it returns the job's status with the new length.
+	// Any refusal is ErrNotFound and changes nothing; the caller finds out
+	// why the slow way (a runner's appends nearly all succeed).
+	AppendTraceAs(ctx context.Context, jobID int64, tokenDigest string, offset int64, data []byte) (int64, ci.JobStatus, error)
 	// ReadTrace returns the whole live log (nil when there is none).
 	ReadTrace(ctx context.Context, jobID int64) ([]byte, error)
 	// TraceSize is the stored log length.

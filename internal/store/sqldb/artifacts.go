@@ -96,6 +96,35 @@ func (db *DB) AppendTrace(ctx context.Context, jobID int64, offset int64, data [
 	return length, db.translate(err)
 }
 
+func (db *DB) AppendTraceAs(ctx context.Context, jobID int64, tokenDigest string, offset int64, data []byte) (int64, ci.JobStatus, error) {
+	if len(data) == 0 {
+		return 0, "", ci.ErrNotFound
+	}
+	const move = `UPDATE jobs SET trace_size = trace_size + ? WHERE id = ? AND trace_size = ? AND NOT trace_archived
+		AND token_digest = ? AND status IN ('running', 'canceling') RETURNING trace_size, status`
+	var length int64
+	var status string
+	var err error
+	if db.dialect.Name == "postgres" {
+		db.writes.Add(1)
+		err = db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+move+`),
+			chunk AS (INSERT INTO trace_chunks (job_id, start_offset, data) SELECT ?, ?, ? FROM moved)
+			SELECT trace_size, status FROM moved`), len(data), jobID, offset, tokenDigest, jobID, offset, data).Scan(&length, &status)
+	} else {
+		err = db.tx(ctx, func(tx *sql.Tx) error {
+			if err := tx.QueryRowContext(ctx, move, len(data), jobID, offset, tokenDigest).Scan(&length, &status); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO trace_chunks (job_id, start_offset, data) VALUES (?, ?, ?)`, jobID, offset, data)
+			return db.translate(err)
+		})
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", ci.ErrNotFound
+	}
+	return length, ci.JobStatus(status), db.translate(err)
+}
+
 // appendRefused explains an append whose conditional update moved nothing.
 func (db *DB) appendRefused(ctx context.Context, jobID, offset int64) (int64, error) {
 	var length int64

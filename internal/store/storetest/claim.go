@@ -83,3 +83,44 @@ func testClaimNext(t *testing.T, st store.Store) {
 		t.Fatalf("claimed %s spec %s", c.Job.Name, c.Spec)
 	}
 }
+
+func init() { extra["AppendTraceAs"] = testAppendTraceAs }
+
+// An append by the holder of a job's token checks the token and the status
+// in the statement that appends; every refusal is ErrNotFound and leaves
+// the log as it was.
+func testAppendTraceAs(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	u, p, _ := seedProject(t, st)
+	pl := ok[*ci.Pipeline](t)(st.CreatePipeline(ctx, store.NewPipeline{
+		Pipeline: ci.Pipeline{ProjectID: p.ID, SHA: "abc", Ref: "main", Status: ci.StatusCreated, Source: ci.SourcePush, UserID: &u.ID, CreatedAt: t0, UpdatedAt: t0},
+		Jobs:     []store.NewJob{newJob("plain", 0, "on_success")},
+	}))
+	ok[*store.ProcessResult](t)(st.ProcessPipeline(ctx, pl.ID, t0.Add(time.Second), ci.ProcessPipeline))
+	r := ok[*ci.Runner](t)(st.InsertRunner(ctx, ci.Runner{Type: ci.InstanceRunner, Description: "r", RunUntagged: true, CreatedAt: t0}, "append-runner"))
+	c := ok[*store.Claimed](t)(st.ClaimNext(ctx, store.ClaimNextParams{ProjectID: p.ID, RunnerID: r.ID, RunUntagged: true, TokenDigest: "the-digest", DefaultTimeout: 3600, Now: t0.Add(2 * time.Second)}))
+	id := c.Job.ID
+	if n, status, err := st.AppendTraceAs(ctx, id, "the-digest", 0, []byte("abc")); err != nil || n != 3 || status != ci.StatusRunning {
+		t.Fatalf("append: %d %s %v", n, status, err)
+	}
+	refused := func(why, digest string, offset int64) {
+		t.Helper()
+		if _, _, err := st.AppendTraceAs(ctx, id, digest, offset, []byte("zz")); !errors.Is(err, ci.ErrNotFound) {
+			t.Fatalf("%s: %v", why, err)
+		}
+	}
+	refused("another job's token", "other-digest", 3)
+	refused("an offset that is not the length", "the-digest", 1)
+	if _, _, err := st.AppendTraceAs(ctx, id+1000, "the-digest", 3, []byte("zz")); !errors.Is(err, ci.ErrNotFound) {
+		t.Fatalf("another job id: %v", err)
+	}
+	ok[*ci.Job](t)(st.TransitionJob(ctx, store.TransitionParams{JobID: id, From: ci.StatusRunning, To: ci.StatusCanceling, Now: t0.Add(3 * time.Second)}))
+	if n, status, err := st.AppendTraceAs(ctx, id, "the-digest", 3, []byte("de")); err != nil || n != 5 || status != ci.StatusCanceling {
+		t.Fatalf("append while canceling: %d %s %v", n, status, err)
+	}
+	ok[*ci.Job](t)(st.TransitionJob(ctx, store.TransitionParams{JobID: id, From: ci.StatusCanceling, To: ci.StatusCanceled, Now: t0.Add(4 * time.Second)}))
+	refused("a job no longer running", "the-digest", 5)
+	if b := ok[[]byte](t)(st.ReadTrace(ctx, id)); string(b) != "abcde" {
+		t.Fatalf("log %q", b)
+	}
+}
