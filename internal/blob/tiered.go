@@ -37,6 +37,9 @@ type Tiered struct {
 
 func (t *Tiered) tiered(key string) bool { return strings.HasPrefix(key, t.Prefix) }
 
+// KeepsSmall reports whether a blob of size bytes under key lives in Small.
+func (t *Tiered) KeepsSmall(key string, size int64) bool { return t.tiered(key) && size <= t.Max }
+
 // Put reads up to Max+1 bytes: a blob that ends within them is written to
 // Small, a longer one streams on to Large.
 func (t *Tiered) Put(ctx context.Context, key string, r io.Reader, limit int64) (int64, error) {

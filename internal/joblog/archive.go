@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -342,8 +341,10 @@ func (a *Archiver) writeArchive(ctx context.Context, p store.UnarchivedTrace, re
 // is written by the transaction that records the archive, so there is no
 // separate write and nothing to read back.
 func (a *Archiver) smallEnough(key string, size int64) bool {
-	t, ok := a.Blobs.(*blob.Tiered)
-	return ok && size <= t.Max && strings.HasPrefix(key, t.Prefix)
+	t, ok := a.Blobs.(interface {
+		KeepsSmall(key string, size int64) bool
+	})
+	return ok && t.KeepsSmall(key, size)
 }
 
 // inlineArchive reads a small log from its chunks into the record.

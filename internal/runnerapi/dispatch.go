@@ -235,7 +235,7 @@ func (a *API) claim(ctx context.Context, s *scope, managerID int64) (*claimedJob
 		if a.pipelines != nil {
 			a.pipelines.Enqueue(c.Job.PipelineID)
 		}
-		return &claimedJob{job: c.Job, token: token, spec: c.Spec, vars: c.Variables, varsKnown: true, pipeline: c.Pipeline, pipelineVars: c.PipelineVariables}, nil
+		return &claimedJob{Claimed: *c, token: token}, nil
 	}
 	return nil, nil
 }

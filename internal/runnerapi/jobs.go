@@ -189,7 +189,12 @@ func (a *API) handlePatchTrace(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := a.recordUpdate(ctx, job.ID); err != nil {
+	return a.appended(w, r, job, size)
+}
+
+// appended answers an accepted append: 202 with the log's new length.
+func (a *API) appended(w http.ResponseWriter, r *http.Request, job *ci.Job, size int64) error {
+	if err := a.recordUpdate(r.Context(), job.ID); err != nil {
 		return err
 	}
 	a.notifyTrace(job.ID)
@@ -231,14 +236,7 @@ func (a *API) appendFast(w http.ResponseWriter, r *http.Request) (done bool, err
 	if err != nil {
 		return true, err
 	}
-	if err := a.recordUpdate(r.Context(), id); err != nil {
-		return true, err
-	}
-	a.notifyTrace(id)
-	w.Header().Set("Range", "0-"+strconv.FormatInt(size, 10))
-	a.statusHeaders(w, &ci.Job{ID: id, Status: status})
-	w.WriteHeader(http.StatusAccepted)
-	return true, nil
+	return true, a.appended(w, r, &ci.Job{ID: id, Status: status}, size)
 }
 
 // notifyTrace is a hook for live log readers (set by the log streamer).

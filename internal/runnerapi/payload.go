@@ -79,14 +79,14 @@ type jobPayload struct {
 
 // payload builds what the runner needs to run job.
 func (a *API) payload(ctx context.Context, c *claimedJob, runner *ci.Runner) (*jobPayload, error) {
-	job, token := c.job, c.token
+	job, token := c.Job, c.token
 	project, err := a.store.ProjectByID(ctx, job.ProjectID)
 	if err != nil {
 		return nil, err
 	}
 	// A pipeline's ref, sha and source never change: what the claim read,
 	// or else the cached batch read, serves.
-	pl := c.pipeline
+	pl := c.Pipeline
 	if pl == nil {
 		pls, err := a.store.PipelinesByIDs(ctx, []int64{job.PipelineID})
 		if err != nil {
@@ -96,12 +96,7 @@ func (a *API) payload(ctx context.Context, c *claimedJob, runner *ci.Runner) (*j
 			return nil, ci.ErrNotFound
 		}
 	}
-	var spec *pipeline.JobSpec
-	if c.spec != nil {
-		spec, err = pipeline.ParseSpec(c.spec)
-	} else {
-		spec, err = a.spec(ctx, job.ID)
-	}
+	spec, err := pipeline.ParseSpec(c.Spec)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +190,7 @@ func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 // variables are the predefined CI variables, then the pipeline's YAML
 // variables, the job's, and the pipeline's user-supplied ones (highest).
 func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, c *claimedJob, spec *pipeline.JobSpec, repoURL string) []payloadVariable {
-	j, token := c.job, c.token
+	j, token := c.Job, c.token
 	base, _ := url.Parse(a.cfg.ExternalURL)
 	port := base.Port()
 	if port == "" {
@@ -253,8 +248,8 @@ func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, c *
 	for _, v := range spec.Variables {
 		vars = append(vars, payloadVariable{Key: v.Key, Value: v.Value, Public: true, Raw: !v.Expand})
 	}
-	pvars, err := c.pipelineVars, error(nil)
-	if c.pipeline == nil {
+	pvars, err := c.PipelineVariables, error(nil)
+	if c.Pipeline == nil { // the claim did not read them
 		pvars, err = a.store.PipelineVariables(ctx, pl.ID)
 	}
 	if err == nil {
@@ -263,14 +258,8 @@ func (a *API) variables(ctx context.Context, p *ci.Project, pl *ci.Pipeline, c *
 		}
 	}
 	// Variables given when the job was played come last: they win.
-	jvars, err := c.vars, error(nil)
-	if !c.varsKnown {
-		jvars, err = a.store.JobVariables(ctx, j.ID)
-	}
-	if err == nil {
-		for _, v := range jvars {
-			vars = append(vars, payloadVariable{Key: v.Key, Value: v.Value})
-		}
+	for _, v := range c.Variables {
+		vars = append(vars, payloadVariable{Key: v.Key, Value: v.Value})
 	}
 	return vars
 }

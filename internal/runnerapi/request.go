@@ -144,18 +144,10 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// claimedJob is a job claimed for a runner, with its plain token and what
-// the claim read for the payload: the spec (nil: read it when building
-// the payload) and the job's own variables (when varsKnown).
+// claimedJob is what the store's claim returned, with the job's plain token.
 type claimedJob struct {
-	job       *ci.Job
-	token     string
-	spec      []byte
-	vars      []store.Variable
-	varsKnown bool
-	// The job's pipeline and its variables, when the claim read them.
-	pipeline     *ci.Pipeline
-	pipelineVars []store.Variable
+	store.Claimed
+	token string
 }
 
 // maxUndelivered bounds the jobs kept per runner; past it the watchdog

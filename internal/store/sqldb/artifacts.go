@@ -61,58 +61,46 @@ func (db *DB) AppendTrace(ctx context.Context, jobID int64, offset int64, data [
 		}
 		return length, err
 	}
-	// One conditional update moves the length: concurrent appends at the
-	// same offset cannot both succeed, and an archive committed first has
-	// set trace_archived on the same row, so no acknowledged byte lands
-	// after the archived log.
-	const move = `UPDATE jobs SET trace_size = trace_size + ? WHERE id = ? AND trace_size = ? AND NOT trace_archived`
-	var length int64
-	var err error
-	if db.dialect.Name == "postgres" {
-		// One round trip: the chunk is inserted only when the length moved.
-		db.writes.Add(1)
-		err = db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+move+` RETURNING trace_size),
-			chunk AS (INSERT INTO trace_chunks (job_id, start_offset, data) SELECT ?, ?, ? FROM moved)
-			SELECT trace_size FROM moved`), len(data), jobID, offset, jobID, offset, data).Scan(&length)
-	} else {
-		err = db.tx(ctx, func(tx *sql.Tx) error {
-			r, err := tx.ExecContext(ctx, move, len(data), jobID, offset)
-			if err != nil {
-				return err
-			}
-			if n, _ := r.RowsAffected(); n != 1 {
-				return sql.ErrNoRows
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO trace_chunks (job_id, start_offset, data) VALUES (?, ?, ?)`, jobID, offset, data); err != nil {
-				return db.translate(err)
-			}
-			length = offset + int64(len(data))
-			return nil
-		})
-	}
+	length, _, err := db.appendChunk(ctx, "", nil, jobID, offset, data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.appendRefused(ctx, jobID, offset)
 	}
-	return length, db.translate(err)
+	return length, err
 }
 
 func (db *DB) AppendTraceAs(ctx context.Context, jobID int64, tokenDigest string, offset int64, data []byte) (int64, ci.JobStatus, error) {
 	if len(data) == 0 {
 		return 0, "", ci.ErrNotFound
 	}
-	const move = `UPDATE jobs SET trace_size = trace_size + ? WHERE id = ? AND trace_size = ? AND NOT trace_archived
-		AND token_digest = ? AND status IN ('running', 'canceling') RETURNING trace_size, status`
+	length, status, err := db.appendChunk(ctx, ` AND token_digest = ? AND status IN ('running', 'canceling')`, []any{tokenDigest}, jobID, offset, data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", ci.ErrNotFound
+	}
+	return length, status, err
+}
+
+// appendChunk stores data at offset as a new chunk if the job's log is
+// offset bytes long, not archived and the job meets cond (more AND terms
+// with their args), and returns the new length and the job's status;
+// sql.ErrNoRows when it refused. One conditional update moves the length:
+// concurrent appends at the same offset cannot both succeed, and an
+// archive committed first has set trace_archived on the same row, so no
+// acknowledged byte lands after the archived log.
+func (db *DB) appendChunk(ctx context.Context, cond string, condArgs []any, jobID, offset int64, data []byte) (int64, ci.JobStatus, error) {
+	move := `UPDATE jobs SET trace_size = trace_size + ? WHERE id = ? AND trace_size = ? AND NOT trace_archived` + cond + ` RETURNING trace_size, status`
+	moveArgs := append([]any{len(data), jobID, offset}, condArgs...)
 	var length int64
 	var status string
 	var err error
 	if db.dialect.Name == "postgres" {
+		// One round trip: the chunk is inserted only when the length moved.
 		db.writes.Add(1)
 		err = db.write.QueryRowContext(ctx, db.q(`WITH moved AS (`+move+`),
 			chunk AS (INSERT INTO trace_chunks (job_id, start_offset, data) SELECT ?, ?, ? FROM moved)
-			SELECT trace_size, status FROM moved`), len(data), jobID, offset, tokenDigest, jobID, offset, data).Scan(&length, &status)
+			SELECT trace_size, status FROM moved`), append(moveArgs, jobID, offset, data)...).Scan(&length, &status)
 	} else {
 		err = db.tx(ctx, func(tx *sql.Tx) error {
-			if err := tx.QueryRowContext(ctx, move, len(data), jobID, offset, tokenDigest).Scan(&length, &status); err != nil {
+			if err := tx.QueryRowContext(ctx, move, moveArgs...).Scan(&length, &status); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx, `INSERT INTO trace_chunks (job_id, start_offset, data) VALUES (?, ?, ?)`, jobID, offset, data)
@@ -120,7 +108,7 @@ func (db *DB) AppendTraceAs(ctx context.Context, jobID int64, tokenDigest string
 		})
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, "", ci.ErrNotFound
+		return 0, "", err
 	}
 	return length, ci.JobStatus(status), db.translate(err)
 }

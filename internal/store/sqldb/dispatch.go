@@ -393,7 +393,7 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Cl
 	// its variables, which the payload needs: each would be a round trip.
 	outer, n := jobCols+`, spec, job_variables FROM moved`, 34
 	if db.dialect.Name == "postgres" {
-		outer, n = `moved.*, `+claimPipelineCols+` FROM moved JOIN pipelines p ON p.id = moved.pipeline_id`, 34+claimPipelineColCount+1
+		outer, n = `moved.*, `+claimPipelineCols+` FROM moved JOIN pipelines p ON p.id = moved.pipeline_id`, 34+pipelineColCount+1
 	}
 	var c store.Claimed
 	err := db.moveJobReturning(ctx, update, append(setArgs, pickArgs...), jobCols+`, spec, `+vars+` AS job_variables`, outer, n,
@@ -411,7 +411,7 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Cl
 				if r.err != nil {
 					return r.err
 				}
-				c.PipelineVariables, err = decodePipelineVariables(r.str(34 + claimPipelineColCount))
+				c.PipelineVariables, err = decodePipelineVariables(r.str(34 + pipelineColCount))
 			}
 			return err
 		})
@@ -426,11 +426,8 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Cl
 
 // claimPipelineCols are pipelineCols of p and the pipeline's variables
 // (a JSON array of [key, value, variable_type] in PipelineVariables' order).
-const claimPipelineCols = `p.id, p.iid, p.project_id, p.sha, p.before_sha, p.ref, p.tag, p.status, p.source, p.user_id, p.parent_id,
-	p.created_at, p.updated_at, p.started_at, p.finished_at, p.duration, p.config_errors, p.protected,
+var claimPipelineCols = `p.` + strings.ReplaceAll(pipelineCols, ", ", ", p.") + `,
 	(SELECT json_agg(json_build_array(v.key, v.value, v.variable_type) ORDER BY v.key) FROM pipeline_variables v WHERE v.pipeline_id = p.id)`
-
-const claimPipelineColCount = 18
 
 // decodePipelineVariables reads claimPipelineCols' variables column.
 func decodePipelineVariables(raw string) ([]store.Variable, error) {

@@ -3,6 +3,7 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 
 	"gantry/internal/ci"
@@ -18,22 +19,16 @@ func zoneFor(offset int) *time.Location {
 const pipelineCols = `id, iid, project_id, sha, before_sha, ref, tag, status, source, user_id, parent_id, created_at, updated_at, started_at, finished_at, duration, config_errors, protected`
 
 func scanPipeline(row interface{ Scan(...any) error }) (*ci.Pipeline, error) {
-	var p ci.Pipeline
-	var user, parent, started, finished sql.NullInt64
-	var created, updated int64
-	var dur sql.NullFloat64
-	if err := row.Scan(&p.ID, &p.IID, &p.ProjectID, &p.SHA, &p.BeforeSHA, &p.Ref, &p.Tag, &p.Status, &p.Source, &user, &parent,
-		&created, &updated, &started, &finished, &dur, &p.ConfigErrors, &p.Protected); err != nil {
+	r := newRawRow(pipelineColCount)
+	if err := row.Scan(r.ptrs...); err != nil {
 		return nil, err
 	}
-	p.UserID, p.ParentID = nullID(user), nullID(parent)
-	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
-	p.StartedAt, p.FinishedAt = fromNull(started), fromNull(finished)
-	if dur.Valid {
-		p.Duration = &dur.Float64
-	}
-	return &p, nil
+	p := pipelineFromRow(r, 0)
+	return p, r.err
 }
+
+// pipelineColCount is how many columns pipelineCols names.
+var pipelineColCount = strings.Count(pipelineCols, ",") + 1
 
 // pipelineFromRow reads pipelineCols from r's columns at..at+17.
 func pipelineFromRow(r *rawRow, at int) *ci.Pipeline {

@@ -167,8 +167,7 @@ func (db *DB) recordTraceArchives(ctx context.Context, tx *sql.Tx, records []sto
 		return nil, nil, db.translate(err)
 	}
 	if len(blobRows) > 0 {
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO small_blobs (key, data) VALUES `+strings.Join(blobRows, ", ")+`
-			ON CONFLICT (key) DO UPDATE SET data = excluded.data`), blobArgs...); err != nil {
+		if _, err := tx.ExecContext(ctx, db.q(upsertSmallBlobs(strings.Join(blobRows, ", "))), blobArgs...); err != nil {
 			return nil, nil, db.translate(err)
 		}
 	}
@@ -204,8 +203,14 @@ func (db *DB) PutSmallBlob(ctx context.Context, key string, data []byte) error {
 	if data == nil {
 		data = []byte{} // NOT NULL: an empty blob is still a blob
 	}
-	_, err := db.exec(ctx, `INSERT INTO small_blobs (key, data) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET data = excluded.data`, key, data)
+	_, err := db.exec(ctx, upsertSmallBlobs("(?, ?)"), key, data)
 	return err
+}
+
+// upsertSmallBlobs creates or replaces the small blobs of values, a list
+// of (key, data) tuples.
+func upsertSmallBlobs(values string) string {
+	return `INSERT INTO small_blobs (key, data) VALUES ` + values + ` ON CONFLICT (key) DO UPDATE SET data = excluded.data`
 }
 
 func (db *DB) SmallBlob(ctx context.Context, key string) ([]byte, error) {
