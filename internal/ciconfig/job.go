@@ -161,6 +161,10 @@ func (c *compiler) build(root *node) *Plan {
 			continue
 		}
 		key := "jobs:" + p.key
+		if p.key == "" { // an empty or null key (`"":`, `&a:`, `~:`)
+			c.errf(p.k, "jobs", "job name can't be blank")
+			continue
+		}
 		if !p.v.isMap() || !(p.v.has("script") || p.v.has("trigger") || p.v.has("run")) {
 			n := p.v
 			if n == nil || !n.isMap() {
