@@ -5,42 +5,55 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	"gantry/internal/ci"
 )
 
-// The hand-written encoder must produce encoding/json's bytes exactly.
-func TestFastJobJSONMatchesEncoder(t *testing.T) {
-	t0 := Time(time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC))
-	cov, d := 12.5, 1e-7
-	for _, e := range []*jobEntityBuild{
-		{jobBasicEntity: jobBasicEntity{ID: 1, Status: "failed", Stage: "te\"st", Name: "a\\b\n\t\u2028<>&\x01é\xff", Ref: "main", Coverage: &cov,
-			CreatedAt: t0, StartedAt: &t0, Duration: &d, User: json.RawMessage(`{"id":1}`), Commit: json.RawMessage("null"),
-			Pipeline: json.RawMessage(`{"id":2}`), FailureReason: "script_failure", WebURL: "https://x/-/jobs/1"},
-			ArtifactsFile: &artifactsFileEntity{Filename: "artifacts.zip", Size: 9}, Artifacts: []artifactEntity{{"archive", 9, "artifacts.zip", "zip"}, {"trace", 1, "job.log", "raw"}},
-			Runner: &runnerEntity{ID: 3, Status: "online"}, RunnerManager: &runnerManagerEntity{ID: 4, SystemID: "s"}, ArtifactsExpireAt: &t0, Archived: true,
-			TagList: []string{"a", "b"}},
-		{jobBasicEntity: jobBasicEntity{ID: 2, Status: "created", User: json.RawMessage("null"), Commit: json.RawMessage("null"), Pipeline: json.RawMessage("null")},
-			Artifacts: []artifactEntity{}, TagList: []string{}},
-	} {
+// appendJob must write exactly what encoding/json writes for jobEntityOf.
+func TestAppendJobMatchesEntity(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC)
+	a := New(Config{ExternalURL: "http://gantry.test", ArchiveBuildsOlderThan: 24 * time.Hour}, Deps{})
+	a.now = func() time.Time { return now }
+	p := &ci.Project{ID: 1, FullPath: "g/app", CIJobTokenScopeEnabled: true}
+	past, later := now.Add(-48*time.Hour), now.Add(time.Hour)
+	started, finished := now.Add(-10*time.Minute), now.Add(-time.Minute)
+	version := "17.9.3"
+	uid, rid, mid, missing := int64(5), int64(7), int64(9), int64(99)
+	cov, tiny := 12.5, 1e-7
+	jc := &jobContext{project: p, now: now,
+		pipelines: map[int64]*ci.Pipeline{3: {ID: 3, IID: 1, ProjectID: 1, SHA: "abc", Ref: "main", Status: ci.StatusRunning, Source: ci.SourcePush, CreatedAt: past, UpdatedAt: now}},
+		users:     map[int64]*ci.User{uid: {ID: uid, Username: "u", Name: "U", Email: "u@example.com", CreatedAt: past}},
+		commits:   map[string]*ci.Commit{"abc": {SHA: "abc", Title: "t", Message: "m", AuthorName: "a", AuthorEmail: "a@example.com", AuthoredDate: past, CommittedDate: past}},
+		runners:   map[int64]*ci.Runner{rid: {ID: rid, Type: ci.InstanceRunner, Description: "r", CreatedAt: past, ContactedAt: &started}},
+		managers:  map[int64]*ci.RunnerManager{mid: {ID: mid, RunnerID: rid, SystemID: "s_1", Version: &version, CreatedAt: past, ContactedAt: &started}},
+		artifacts: map[int64][]*ci.Artifact{
+			1: {{ID: 1, FileType: "archive", FileFormat: "zip", Filename: "a.zip", Size: 9, ExpireAt: &later}, {ID: 2, FileType: "trace", FileFormat: "raw", Filename: "job.log", Size: 3}},
+			2: {{ID: 3, FileType: "archive", FileFormat: "zip", Filename: "old.zip", Size: 1, ExpireAt: &past}},
+		},
+		encUsers: map[int64]json.RawMessage{}, encCommits: map[string]json.RawMessage{}, encPipelines: map[int64]json.RawMessage{},
+		encRunners: map[runnerKey]json.RawMessage{}, encManagers: map[runnerKey]json.RawMessage{}}
+	jobs := []*ci.Job{
+		{ID: 1, ProjectID: 1, PipelineID: 3, Kind: ci.KindBuild, Status: ci.StatusFailed, Stage: "te\"st", Name: "a\\b\n\t\u2028<>&\x01é\xff", Ref: "main",
+			Coverage: &cov, AllowFailure: true, CreatedAt: past, QueuedAt: &past, StartedAt: &started, FinishedAt: &finished, UserID: &uid,
+			FailureReason: ci.FailureScript, RunnerID: &rid, RunnerManagerID: &mid, ArtifactsExpireAt: &later, TagList: []string{"a", "b"}},
+		{ID: 2, ProjectID: 1, PipelineID: 3, Kind: ci.KindBuild, Status: ci.StatusRunning, CreatedAt: now, QueuedAt: &past, StartedAt: &started,
+			RunnerID: &rid, RunnerManagerID: &mid, Coverage: &tiny},
+		{ID: 3, ProjectID: 1, PipelineID: 4, Kind: ci.KindBuild, Status: ci.StatusFailed, CreatedAt: now, RunnerID: &missing, RunnerManagerID: &missing, ErasedAt: &finished},
+		{ID: 4, ProjectID: 1, PipelineID: 3, Kind: ci.KindBridge, Status: ci.StatusSuccess, CreatedAt: now},
+	}
+	for _, j := range jobs {
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(e); err != nil {
+		if err := enc.Encode(a.jobEntityOf(jc, j)); err != nil {
 			t.Fatal(err)
 		}
-		runner, manager := json.RawMessage("null"), json.RawMessage("null")
-		if e.Runner != nil {
-			runner, _ = json.Marshal(e.Runner)
-			manager, _ = json.Marshal(e.RunnerManager)
-		}
-		got := e.appendJSON(nil, runner, manager)
-		if string(got) != string(bytes.TrimSpace(want.Bytes())) {
-			t.Errorf("fast encoder differs:\n got %s\nwant %s", got, want.Bytes())
+		if got := a.appendJob(nil, jc, j); string(got) != string(bytes.TrimSpace(want.Bytes())) {
+			t.Errorf("job %d: appendJob differs from the entity:\n got %s\nwant %s", j.ID, got, want.Bytes())
 		}
 	}
 }
 
-// The direct timestamp writer must agree with time's layout formatting,
-// including zones other than UTC and years outside four digits.
 func TestAppendISOMillisMatchesLayout(t *testing.T) {
 	zone := time.FixedZone("x", -5*3600-30*60)
 	times := []time.Time{

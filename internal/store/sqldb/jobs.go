@@ -291,20 +291,14 @@ func (db *DB) listJobsQuery(ctx context.Context, f store.JobFilter, extra string
 	return `SELECT ` + cols + source + where + order + limit, args, nil
 }
 
-// jobArtifactsColumn aggregates a job row's artifacts into one JSON array
-// of [id, file_type, file_format, filename, size, blob_key, expire_at,
-// created_at] arrays, ordered by id; artifacts_job makes it one index probe.
-func (db *DB) jobArtifactsColumn() string {
-	if db.dialect.Name == "postgres" {
-		return `, (SELECT json_agg(json_build_array(a.id, a.file_type, a.file_format, a.filename, a.size, a.blob_key, a.expire_at, a.created_at) ORDER BY a.id)
-			FROM artifacts a WHERE a.job_id = jobs.id)`
-	}
-	return `, (SELECT json_group_array(json_array(a.id, a.file_type, a.file_format, a.filename, a.size, a.blob_key, a.expire_at, a.created_at))
-		FROM artifacts a INDEXED BY artifacts_job WHERE a.job_id = jobs.id)`
-}
+// jobArtifactsColumn is a job row's artifacts as one JSON array of [id,
+// file_type, file_format, filename, size, blob_key, expire_at, created_at]
+// arrays, ordered by id: the artifacts_list column, which triggers on the
+// artifacts table keep current (migration 0020).
+const jobArtifactsColumn = `, artifacts_list`
 
 func (db *DB) ListJobsWithArtifacts(ctx context.Context, f store.JobFilter) ([]*ci.Job, map[int64][]*ci.Artifact, error) {
-	query, args, err := db.listJobsQuery(ctx, f, db.jobArtifactsColumn())
+	query, args, err := db.listJobsQuery(ctx, f, jobArtifactsColumn)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -332,45 +326,6 @@ func (db *DB) ListJobsWithArtifacts(ctx context.Context, f store.JobFilter) ([]*
 		return nil, nil, err
 	}
 	return jobs, arts, nil
-}
-
-// decodeArtifactsColumn reads jobArtifactsColumn's value.
-func decodeArtifactsColumn(v any, j *ci.Job) ([]*ci.Artifact, error) {
-	var raw []byte
-	switch v := v.(type) {
-	case nil:
-		return nil, nil
-	case string:
-		raw = []byte(v)
-	case []byte:
-		raw = v
-	default:
-		return nil, fmt.Errorf("artifacts column: unexpected %T", v)
-	}
-	if len(raw) == 0 || string(raw) == "[]" {
-		return nil, nil
-	}
-	var rows [][8]json.RawMessage
-	if err := json.Unmarshal(raw, &rows); err != nil {
-		return nil, fmt.Errorf("artifacts column: %w", err)
-	}
-	out := make([]*ci.Artifact, 0, len(rows))
-	for _, f := range rows {
-		a := &ci.Artifact{JobID: j.ID, ProjectID: j.ProjectID}
-		var exp *int64
-		var created int64
-		for i, dst := range []any{&a.ID, &a.FileType, &a.FileFormat, &a.Filename, &a.Size, &a.BlobKey, &exp, &created} {
-			if err := json.Unmarshal(f[i], dst); err != nil {
-				return nil, fmt.Errorf("artifacts column field %d: %w", i, err)
-			}
-		}
-		if exp != nil {
-			a.ExpireAt = fromNull(sql.NullInt64{Int64: *exp, Valid: true})
-		}
-		a.CreatedAt = fromMicros(created)
-		out = append(out, a)
-	}
-	return out, nil
 }
 
 func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int, error) {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -75,6 +76,26 @@ func (w *artifactWorld) fileTypes(t *testing.T, j *ci.Job) []string {
 	return out
 }
 
+// listsMatch checks that a job list carries, for every job of the world's
+// project, the artifacts the artifacts table holds: the list reads a copy
+// that each write of the table must keep current.
+func (w *artifactWorld) listsMatch(t *testing.T, what string) {
+	t.Helper()
+	ctx := context.Background()
+	jobs, listed, err := w.st.ListJobsWithArtifacts(ctx, store.JobFilter{ProjectID: w.project.ID, IncludeRetried: true, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]int64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	want := ok[map[int64][]*ci.Artifact](t)(w.st.ArtifactsByJobIDs(ctx, ids))
+	if !reflect.DeepEqual(listed, want) {
+		t.Fatalf("%s: the job list has artifacts %v, the table %v", what, listed, want)
+	}
+}
+
 func sameKeys(t *testing.T, what string, got []string, want ...string) {
 	t.Helper()
 	slices.Sort(got)
@@ -89,6 +110,7 @@ func testArtifactKeepAndDelete(t *testing.T, st store.Store) {
 	w := newArtifactWorld(t, st)
 	exp := liveUntil
 	j := w.job(t, w.fourth, "build", &exp, "archive", "junit", "trace")
+	w.listsMatch(t, "upload")
 	// The archive's upload set the job's expiry.
 	got := ok[*ci.Job](t)(st.JobByID(ctx, w.project.ID, j.ID))
 	if got.ArtifactsExpireAt == nil || !got.ArtifactsExpireAt.Equal(exp) {
@@ -97,6 +119,7 @@ func testArtifactKeepAndDelete(t *testing.T, st store.Store) {
 	if err := st.KeepArtifacts(ctx, j.ID); err != nil {
 		t.Fatal(err)
 	}
+	w.listsMatch(t, "keep")
 	got = ok[*ci.Job](t)(st.JobByID(ctx, w.project.ID, j.ID))
 	if got.ArtifactsExpireAt != nil {
 		t.Fatalf("kept job still expires at %v", got.ArtifactsExpireAt)
@@ -112,6 +135,7 @@ func testArtifactKeepAndDelete(t *testing.T, st store.Store) {
 	}
 	// Deleting a job's artifacts keeps its log.
 	sameKeys(t, "job delete", ok[[]string](t)(st.DeleteJobArtifacts(ctx, j.ID)), "build/archive", "build/junit")
+	w.listsMatch(t, "erase")
 	if ft := w.fileTypes(t, j); !slices.Equal(ft, []string{"trace"}) {
 		t.Fatalf("after delete the job has %v", ft)
 	}
@@ -144,6 +168,7 @@ func testArtifactLocksAndExpiry(t *testing.T, st store.Store) {
 	}
 	rest := ok[[]string](t)(st.DeleteExpiredArtifacts(ctx, sweepAt, 100))
 	sameKeys(t, "expiry", append(batch, rest...), "first/archive", "first/trace", "child/archive", "other-old/archive")
+	w.listsMatch(t, "expiry")
 	for _, j := range []*ci.Job{second, childOfSecond, third, fourth, tag} {
 		if ft := w.fileTypes(t, j); len(ft) != 1 {
 			t.Fatalf("locked job %s lost its artifacts: %v", j.Name, ft)
@@ -158,6 +183,7 @@ func testArtifactLocksAndExpiry(t *testing.T, st store.Store) {
 	// The project-wide delete takes unlocked erasable artifacts whatever
 	// their expiry, never logs, never locked ones, never other projects'.
 	sameKeys(t, "project delete", ok[[]string](t)(st.DeleteProjectArtifacts(ctx, w.project.ID)), "first-live/archive", "first-forever/archive")
+	w.listsMatch(t, "project delete")
 	for _, j := range []*ci.Job{firstLive, firstForever} {
 		if ft := w.fileTypes(t, j); !slices.Equal(ft, []string{"trace"}) {
 			t.Fatalf("%s after project delete: %v", j.Name, ft)
