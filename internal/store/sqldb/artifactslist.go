@@ -2,9 +2,11 @@ package sqldb
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"gantry/internal/ci"
@@ -49,8 +51,15 @@ func decodeArtifactsColumn(v any, j *ci.Job) ([]*ci.Artifact, error) {
 	if p.err != nil {
 		return nil, fmt.Errorf("artifacts column at byte %d: %w", p.i, p.err)
 	}
+	// PostgreSQL appends concurrent inserts in commit order, which can
+	// differ from id order.
+	if !slices.IsSortedFunc(out, byArtifactID) {
+		slices.SortFunc(out, byArtifactID)
+	}
 	return out, nil
 }
+
+func byArtifactID(a, b *ci.Artifact) int { return cmp.Compare(a.ID, b.ID) }
 
 type artifactsListParser struct {
 	s   []byte

@@ -16,6 +16,15 @@ CREATE FUNCTION refresh_job_artifacts_list() RETURNS trigger LANGUAGE plpgsql AS
 DECLARE
   job BIGINT;
 BEGIN
+  IF TG_OP = 'INSERT' THEN
+    -- An insert appends instead of rebuilding the list: archiving a job's
+    -- log costs one small row update. The row lock orders concurrent
+    -- appends; ids taken out of commit order are sorted when read.
+    UPDATE jobs SET artifacts_list = CASE WHEN artifacts_list IS NULL THEN '[' ELSE left(artifacts_list, -1) || ', ' END
+      || json_build_array(NEW.id, NEW.file_type, NEW.file_format, NEW.filename, NEW.size, NEW.blob_key, NEW.expire_at, NEW.created_at)::text || ']'
+    WHERE id = NEW.job_id;
+    RETURN NULL;
+  END IF;
   IF TG_OP = 'DELETE' THEN
     job := OLD.job_id;
   ELSE
