@@ -34,27 +34,12 @@ func TestLogArchiveCrash(t *testing.T) {
 				durable := testenv.Reopenable(t, b)
 				dataDir := t.TempDir()
 				n, stop := startNodeAt(t, durable.Open(t), dataDir)
-				// This node's own archiver stays out of the way: the one
-				// below crashes instead.
-				n.app.LogArchiver.Stop()
-				pid, jobID, jobToken := n.runningJob("crash")
 				want := sampleLog(250_000)
-				pieces := n.appendInPieces(jobID, jobToken, want)
-				n.finishJob(jobID, jobToken, "success")
-
-				crashing := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs,
-					Interrupt: func(_ int64, step joblog.Step) bool { return step == crash.at }}
-				err := crashing.ArchiveJob(ctx, store.UnarchivedTrace{JobID: jobID, ProjectID: pid, Size: int64(len(want))})
-				if !errors.Is(err, joblog.ErrInterrupted) {
-					t.Fatalf("interrupted archive: %v", err)
-				}
-				if got := chunkCount(t, n.app.Store, jobID); got != pieces {
-					t.Fatalf("chunks after the crash: %d of %d", got, pieces)
-				}
+				pid, jobID, pieces := n.crashArchiving(t, "crash", want, crash.at)
 				if _, _, err := n.app.Blobs.Open(ctx, joblog.BlobKey(jobID)); err != nil {
 					t.Fatalf("blob after the crash: %v", err)
 				}
-				_, err = n.app.Store.TraceArchiveOf(ctx, jobID)
+				_, err := n.app.Store.TraceArchiveOf(ctx, jobID)
 				if recorded := err == nil; recorded != (crash.at == joblog.StepRecorded) {
 					t.Fatalf("archive recorded: %v (%v)", recorded, err)
 				}
@@ -189,21 +174,10 @@ func TestLogArchiveInlineCrash(t *testing.T) {
 			durable := testenv.Reopenable(t, b)
 			dataDir := t.TempDir()
 			n, stop := startNodeAt(t, durable.Open(t), dataDir)
-			n.app.LogArchiver.Stop()
-			pid, jobID, jobToken := n.runningJob("small")
 			want := sampleLog(3000)
-			pieces := n.appendInPieces(jobID, jobToken, want)
-			n.finishJob(jobID, jobToken, "success")
-			crashing := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs,
-				Interrupt: func(_ int64, step joblog.Step) bool { return step == joblog.StepRecorded }}
-			if err := crashing.ArchiveJob(ctx, store.UnarchivedTrace{JobID: jobID, ProjectID: pid, Size: int64(len(want))}); !errors.Is(err, joblog.ErrInterrupted) {
-				t.Fatalf("interrupted archive: %v", err)
-			}
+			pid, jobID, _ := n.crashArchiving(t, "small", want, joblog.StepRecorded)
 			if data, err := n.app.Store.SmallBlob(ctx, joblog.BlobKey(jobID)); err != nil || !bytes.Equal(data, want) {
 				t.Fatalf("the recorded archive's row: %d bytes, %v", len(data), err)
-			}
-			if got := chunkCount(t, n.app.Store, jobID); got != pieces {
-				t.Fatalf("chunks after the crash: %d of %d", got, pieces)
 			}
 			checkSmallLog(t, n, pid, jobID, want)
 			stop()
@@ -223,6 +197,28 @@ func TestLogArchiveInlineCrash(t *testing.T) {
 			}
 		})
 	}
+}
+
+// crashArchiving runs a job named name to success with log want, sent in
+// pieces, then archives it with an archiver that stops at step as a killed
+// process would, and checks that every chunk is still there. The node's
+// own archiver is stopped first, out of the way.
+func (n *node) crashArchiving(t *testing.T, name string, want []byte, step joblog.Step) (pid, jobID int64, pieces int) {
+	t.Helper()
+	n.app.LogArchiver.Stop()
+	pid, jobID, jobToken := n.runningJob(name)
+	pieces = n.appendInPieces(jobID, jobToken, want)
+	n.finishJob(jobID, jobToken, "success")
+	crashing := &joblog.Archiver{Store: n.app.Store, Blobs: n.app.Blobs,
+		Interrupt: func(_ int64, at joblog.Step) bool { return at == step }}
+	err := crashing.ArchiveJob(context.Background(), store.UnarchivedTrace{JobID: jobID, ProjectID: pid, Size: int64(len(want))})
+	if !errors.Is(err, joblog.ErrInterrupted) {
+		t.Fatalf("interrupted archive: %v", err)
+	}
+	if got := chunkCount(t, n.app.Store, jobID); got != pieces {
+		t.Fatalf("chunks after the crash: %d of %d", got, pieces)
+	}
+	return pid, jobID, pieces
 }
 
 // checkSmallLog reads the log whole and one range of it through the API.

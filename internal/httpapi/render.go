@@ -148,26 +148,44 @@ func (a *API) jobBasic(jc *jobContext, j *ci.Job) jobBasicEntity {
 		e.Pipeline = a.encPipeline(jc, pl)
 		e.Commit = a.encCommit(jc, pl.SHA)
 	}
-	if j.Status == ci.StatusFailed {
-		e.FailureReason = string(j.FailureReason)
-		if e.FailureReason == "" {
-			e.FailureReason = string(ci.FailureUnknown)
-		}
-	}
+	e.FailureReason = failureReason(j)
 	return e
+}
+
+// failureReason is the entity's failure_reason: only a failed job has one.
+func failureReason(j *ci.Job) string {
+	if j.Status != ci.StatusFailed {
+		return ""
+	}
+	if j.FailureReason == "" {
+		return string(ci.FailureUnknown)
+	}
+	return string(j.FailureReason)
 }
 
 // artifactFields fills artifacts, artifacts_file and artifacts_expire_at.
 func (a *API) artifactFields(jc *jobContext, j *ci.Job) ([]artifactEntity, *artifactsFileEntity) {
 	arts := []artifactEntity{}
-	var file *artifactsFileEntity
 	for _, art := range jc.artifacts[j.ID] {
 		arts = append(arts, artifactEntity{FileType: art.FileType, Size: art.Size, Filename: art.Filename, FileFormat: art.FileFormat})
-		if art.FileType == "archive" && (art.ExpireAt == nil || art.ExpireAt.After(jc.now)) {
-			file = &artifactsFileEntity{Filename: art.Filename, Size: art.Size}
-		}
+	}
+	var file *artifactsFileEntity
+	if art := archiveFile(jc, j); art != nil {
+		file = &artifactsFileEntity{Filename: art.Filename, Size: art.Size}
 	}
 	return arts, file
+}
+
+// archiveFile is the artifact artifacts_file describes: the job's last
+// archive that has not expired, or nil.
+func archiveFile(jc *jobContext, j *ci.Job) *ci.Artifact {
+	var file *ci.Artifact
+	for _, art := range jc.artifacts[j.ID] {
+		if art.FileType == "archive" && (art.ExpireAt == nil || art.ExpireAt.After(jc.now)) {
+			file = art
+		}
+	}
+	return file
 }
 
 func sortedTags(tags []string) []string {
@@ -180,19 +198,7 @@ func sortedTags(tags []string) []string {
 // jobEntityOf renders a build with the Job entity.
 func (a *API) jobEntityOf(jc *jobContext, j *ci.Job) any {
 	arts, file := a.artifactFields(jc, j)
-	var runner *runnerEntity
-	var manager *runnerManagerEntity
-	if j.RunnerID != nil {
-		r := jc.runners[*j.RunnerID]
-		if r != nil {
-			rc := *r
-			rc.Busy = j.Status.Executing()
-			runner = runnerEntityOf(&rc, jc.now)
-		}
-	}
-	if j.RunnerManagerID != nil {
-		manager = runnerManagerEntityOf(jc.managers[*j.RunnerManagerID], j.Status.Executing(), jc.now)
-	}
+	runner, manager := jobRunner(jc, j), jobRunnerManager(jc, j)
 	if j.Kind == ci.KindBridge {
 		// Retry renders a bridge with the Job entity: no runner_manager key,
 		// and the single pseudo-tag "bridge".
@@ -275,13 +281,9 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 	b = append(b, commit...)
 	b = append(b, `,"pipeline":`...)
 	b = append(b, pipeline...)
-	if j.Status == ci.StatusFailed {
-		reason := j.FailureReason
-		if reason == "" {
-			reason = ci.FailureUnknown
-		}
+	if reason := failureReason(j); reason != "" {
 		b = append(b, `,"failure_reason":`...)
-		b = appendStr(b, string(reason))
+		b = appendStr(b, reason)
 	}
 	if jc.jobsURL == "" {
 		jc.jobsURL = a.projectURL(jc.project) + "/-/jobs/"
@@ -292,13 +294,7 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 	b = appendBool(b, jc.project.CIJobTokenScopeEnabled)
 	b = append(b, '}')
 	arts := jc.artifacts[j.ID]
-	var file *ci.Artifact
-	for _, art := range arts {
-		if art.FileType == "archive" && (art.ExpireAt == nil || art.ExpireAt.After(jc.now)) {
-			file = art
-		}
-	}
-	if file != nil {
+	if file := archiveFile(jc, j); file != nil {
 		b = append(b, `,"artifacts_file":{"filename":`...)
 		b = appendStr(b, file.Filename)
 		b = append(b, `,"size":`...)
@@ -321,9 +317,9 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 		b = append(b, '}')
 	}
 	b = append(b, `],"runner":`...)
-	b = append(b, a.encJobRunner(jc, j)...)
+	b = append(b, encPerPage(jc.encRunners, j.RunnerID, jc, j, jobRunner)...)
 	b = append(b, `,"runner_manager":`...)
-	b = append(b, a.encJobRunnerManager(jc, j)...)
+	b = append(b, encPerPage(jc.encManagers, j.RunnerManagerID, jc, j, jobRunnerManager)...)
 	b = append(b, `,"artifacts_expire_at":`...)
 	b = appendTimeOrNull(b, j.ArtifactsExpireAt)
 	b = append(b, `,"archived":`...)
@@ -338,33 +334,36 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 	return append(b, "]}"...)
 }
 
-// encJobRunner is the runner of a job's entity, encoded once per page for
-// each runner and state (busy while the job executes).
-func (a *API) encJobRunner(jc *jobContext, j *ci.Job) json.RawMessage {
+// jobRunner is the runner of j's entity, busy while j executes; nil when
+// j has none or it is gone.
+func jobRunner(jc *jobContext, j *ci.Job) *runnerEntity {
 	if j.RunnerID == nil || jc.runners[*j.RunnerID] == nil {
-		return json.RawMessage("null")
+		return nil
 	}
-	key := runnerKey{*j.RunnerID, j.Status.Executing()}
-	enc, ok := jc.encRunners[key]
-	if !ok {
-		rc := *jc.runners[*j.RunnerID]
-		rc.Busy = key.busy
-		enc = encode(runnerEntityOf(&rc, jc.now))
-		jc.encRunners[key] = enc
-	}
-	return enc
+	rc := *jc.runners[*j.RunnerID]
+	rc.Busy = j.Status.Executing()
+	return runnerEntityOf(&rc, jc.now)
 }
 
-// encJobRunnerManager is encJobRunner for the job's runner manager.
-func (a *API) encJobRunnerManager(jc *jobContext, j *ci.Job) json.RawMessage {
-	if j.RunnerManagerID == nil || jc.managers[*j.RunnerManagerID] == nil {
+// jobRunnerManager is jobRunner for j's runner manager.
+func jobRunnerManager(jc *jobContext, j *ci.Job) *runnerManagerEntity {
+	if j.RunnerManagerID == nil {
+		return nil
+	}
+	return runnerManagerEntityOf(jc.managers[*j.RunnerManagerID], j.Status.Executing(), jc.now)
+}
+
+// encPerPage encodes entity(jc, j), a runner or a runner manager of id,
+// once per page for each id and state (busy while j executes).
+func encPerPage[E any](cache map[runnerKey]json.RawMessage, id *int64, jc *jobContext, j *ci.Job, entity func(*jobContext, *ci.Job) *E) json.RawMessage {
+	if id == nil {
 		return json.RawMessage("null")
 	}
-	key := runnerKey{*j.RunnerManagerID, j.Status.Executing()}
-	enc, ok := jc.encManagers[key]
+	key := runnerKey{*id, j.Status.Executing()}
+	enc, ok := cache[key]
 	if !ok {
-		enc = encode(runnerManagerEntityOf(jc.managers[*j.RunnerManagerID], key.busy, jc.now))
-		jc.encManagers[key] = enc
+		enc = encode(entity(jc, j)) // a nil entity encodes as null
+		cache[key] = enc
 	}
 	return enc
 }

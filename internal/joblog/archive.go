@@ -329,11 +329,14 @@ func (a *Archiver) writeArchive(ctx context.Context, p store.UnarchivedTrace, re
 	if recorded != nil {
 		return nil, nil
 	}
-	now := time.Now
+	return &store.TraceArchive{JobID: p.JobID, ProjectID: p.ProjectID, BlobKey: key, Size: p.Size, SHA256: sum, CreatedAt: a.now()}, nil
+}
+
+func (a *Archiver) now() time.Time {
 	if a.Now != nil {
-		now = a.Now
+		return a.Now()
 	}
-	return &store.TraceArchive{JobID: p.JobID, ProjectID: p.ProjectID, BlobKey: key, Size: p.Size, SHA256: sum, CreatedAt: now()}, nil
+	return time.Now()
 }
 
 // smallEnough reports whether the log goes into the archive record itself:
@@ -357,12 +360,8 @@ func (a *Archiver) inlineArchive(ctx context.Context, p store.UnarchivedTrace, k
 		return nil, fmt.Errorf("read log of job %d: %d bytes, %d expected", p.JobID, len(data), p.Size)
 	}
 	sum := sha256.Sum256(data)
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
-	}
 	return &store.TraceArchive{JobID: p.JobID, ProjectID: p.ProjectID, BlobKey: key, Size: p.Size, SHA256: hex.EncodeToString(sum[:]),
-		CreatedAt: now(), Data: data}, nil
+		CreatedAt: a.now(), Data: data}, nil
 }
 
 // writeBlob streams the chunks into the blob store, hashing on the way.

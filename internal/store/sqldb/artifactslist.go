@@ -1,13 +1,13 @@
 package sqldb
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gantry/internal/ci"
 )
@@ -18,14 +18,14 @@ import (
 // json_build_array write them. It is parsed by hand: encoding/json took
 // longer than the rest of a job list page, which reads it for every job.
 func decodeArtifactsColumn(v any, j *ci.Job) ([]*ci.Artifact, error) {
-	var raw []byte
+	var raw string // the parsed strings share its memory
 	switch v := v.(type) {
 	case nil:
 		return nil, nil
 	case string:
-		raw = []byte(v)
-	case []byte:
 		raw = v
+	case []byte:
+		raw = string(v)
 	default:
 		return nil, fmt.Errorf("artifacts column: unexpected %T", v)
 	}
@@ -62,7 +62,7 @@ func decodeArtifactsColumn(v any, j *ci.Job) ([]*ci.Artifact, error) {
 func byArtifactID(a, b *ci.Artifact) int { return cmp.Compare(a.ID, b.ID) }
 
 type artifactsListParser struct {
-	s   []byte
+	s   string
 	i   int
 	err error
 }
@@ -129,7 +129,7 @@ func (p *artifactsListParser) int(nullable bool) (v int64, ok bool) {
 		return 0, false
 	}
 	p.peek()
-	if nullable && bytes.HasPrefix(p.s[p.i:], []byte("null")) {
+	if nullable && strings.HasPrefix(p.s[p.i:], "null") {
 		p.i += 4
 		return 0, false
 	}
@@ -140,7 +140,7 @@ func (p *artifactsListParser) int(nullable bool) (v int64, ok bool) {
 	for p.i < len(p.s) && p.s[p.i] >= '0' && p.s[p.i] <= '9' {
 		p.i++
 	}
-	v, err := strconv.ParseInt(string(p.s[start:p.i]), 10, 64)
+	v, err := strconv.ParseInt(p.s[start:p.i], 10, 64)
 	if err != nil {
 		p.fail("want an integer")
 		return 0, false
@@ -165,10 +165,10 @@ func (p *artifactsListParser) str() string {
 		case '"':
 			p.i++
 			if !escaped {
-				return string(p.s[start+1 : p.i-1])
+				return p.s[start+1 : p.i-1]
 			}
 			var s string
-			if err := json.Unmarshal(p.s[start:p.i], &s); err != nil {
+			if err := json.Unmarshal([]byte(p.s[start:p.i]), &s); err != nil {
 				p.fail(err.Error())
 			}
 			return s

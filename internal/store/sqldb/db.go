@@ -334,7 +334,7 @@ func collectIDs(rows *sql.Rows, err error) ([]int64, error) {
 
 // jobs runs a read of jobCols rows, reusing one set of scan buffers.
 func (db *DB) jobs(ctx context.Context, query string, args ...any) ([]*ci.Job, error) {
-	r := newRawRow(32)
+	r := newRawRow(jobColCount)
 	rows, err := db.query(ctx, query, args...)
 	return collect(rows, err, func(s scanner) (*ci.Job, error) {
 		if err := s.Scan(r.ptrs...); err != nil {

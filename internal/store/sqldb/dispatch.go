@@ -391,9 +391,10 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Cl
 	}
 	// On PostgreSQL the same statement also reads the job's pipeline and
 	// its variables, which the payload needs: each would be a round trip.
-	outer, n := jobCols+`, spec, job_variables FROM moved`, 34
+	spec, jobVars, pipelineAt := jobColCount, jobColCount+1, jobColCount+2
+	outer, n := jobCols+`, spec, job_variables FROM moved`, pipelineAt
 	if db.dialect.Name == "postgres" {
-		outer, n = `moved.*, `+claimPipelineCols+` FROM moved JOIN pipelines p ON p.id = moved.pipeline_id`, 34+pipelineColCount+1
+		outer, n = `moved.*, `+claimPipelineCols+` FROM moved JOIN pipelines p ON p.id = moved.pipeline_id`, pipelineAt+pipelineColCount+1
 	}
 	var c store.Claimed
 	err := db.moveJobReturning(ctx, update, append(setArgs, pickArgs...), jobCols+`, spec, `+vars+` AS job_variables`, outer, n,
@@ -402,16 +403,16 @@ func (db *DB) ClaimNext(ctx context.Context, p store.ClaimNextParams) (*store.Cl
 			if err != nil {
 				return err
 			}
-			c = store.Claimed{Job: job, Spec: []byte(r.str(32))}
-			if c.Variables, err = decodeJobVariables(r.str(33)); err != nil {
+			c = store.Claimed{Job: job, Spec: []byte(r.str(spec))}
+			if c.Variables, err = decodeJobVariables(r.str(jobVars)); err != nil {
 				return err
 			}
-			if n > 34 {
-				c.Pipeline = pipelineFromRow(r, 34)
+			if n > pipelineAt {
+				c.Pipeline = pipelineFromRow(r, pipelineAt)
 				if r.err != nil {
 					return r.err
 				}
-				c.PipelineVariables, err = decodePipelineVariables(r.str(34 + pipelineColCount))
+				c.PipelineVariables, err = decodePipelineVariables(r.str(pipelineAt + pipelineColCount))
 			}
 			return err
 		})

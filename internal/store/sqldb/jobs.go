@@ -21,8 +21,11 @@ const jobCols = `id, project_id, pipeline_id, kind, name, stage, stage_idx, stat
 	created_at, queued_at, started_at, finished_at, erased_at, erased_by_id, user_id, failure_reason, runner_id, runner_manager_id,
 	artifacts_expire_at, tag_list, retried, downstream_pipeline_id, updated_at, lock_version, exit_code, timeout_seconds, runner_updated_at`
 
+// jobColCount is how many columns jobCols names.
+var jobColCount = strings.Count(jobCols, ",") + 1
+
 func scanJob(row interface{ Scan(...any) error }) (*ci.Job, error) {
-	r := newRawRow(32)
+	r := newRawRow(jobColCount)
 	if err := row.Scan(r.ptrs...); err != nil {
 		return nil, err
 	}
@@ -302,7 +305,7 @@ func (db *DB) ListJobsWithArtifacts(ctx context.Context, f store.JobFilter) ([]*
 	if err != nil {
 		return nil, nil, err
 	}
-	r := newRawRow(33)
+	r := newRawRow(jobColCount + 1)
 	arts := map[int64][]*ci.Artifact{}
 	rows, err := db.query(ctx, query, args...)
 	jobs, err := collect(rows, err, func(s scanner) (*ci.Job, error) {
@@ -313,7 +316,7 @@ func (db *DB) ListJobsWithArtifacts(ctx context.Context, f store.JobFilter) ([]*
 		if err != nil {
 			return nil, err
 		}
-		list, err := decodeArtifactsColumn(r.vals[32], j)
+		list, err := decodeArtifactsColumn(r.vals[jobColCount], j)
 		if err != nil {
 			return nil, err
 		}
@@ -341,7 +344,7 @@ func (db *DB) CountJobs(ctx context.Context, f store.JobFilter, limit int) (int,
 // PostgreSQL, one transaction on SQLite. sql.ErrNoRows means nothing moved.
 func (db *DB) moveJob(ctx context.Context, update string, args []any) (*ci.Job, error) {
 	var job *ci.Job
-	err := db.moveJobReturning(ctx, update, args, jobCols, jobCols+` FROM moved`, 32, func(r *rawRow) (err error) {
+	err := db.moveJobReturning(ctx, update, args, jobCols, jobCols+` FROM moved`, jobColCount, func(r *rawRow) (err error) {
 		job, err = jobFromRow(r)
 		return err
 	})
@@ -374,7 +377,7 @@ func (db *DB) moveJobReturning(ctx context.Context, update string, args []any, r
 // RETURNING jobCols.
 func (db *DB) moveJobIn(ctx context.Context, tx *sql.Tx, update string, args []any) (*ci.Job, error) {
 	var job *ci.Job
-	err := db.moveIn(ctx, tx, update, args, 32, func(r *rawRow) (err error) {
+	err := db.moveIn(ctx, tx, update, args, jobColCount, func(r *rawRow) (err error) {
 		job, err = jobFromRow(r)
 		return err
 	})
