@@ -192,6 +192,15 @@ func TestRunnerProtocol(t *testing.T) {
 				map[string]string{"JOB-TOKEN": jobToken, "Content-Type": mw.FormDataContentType()}); c != 201 {
 				t.Fatalf("upload %d %s", c, body)
 			}
+			// A final update with another token is refused and changes nothing.
+			wrong, _ := json.Marshal(map[string]any{"token": "glcbt-wrong", "state": "success"})
+			if c, _, _ := n.raw("PUT", fmt.Sprintf("/jobs/%d", jobID), wrong, map[string]string{"Content-Type": "application/json"}); c != 403 {
+				t.Fatalf("final PUT with another token %d", c)
+			}
+			n.api("GET", fmt.Sprintf("/projects/%d/jobs/%d", pid, jobID), nil, &job)
+			if job["status"] != "running" {
+				t.Fatalf("after a refused final PUT the job is %v", job["status"])
+			}
 			// Final update.
 			fin, _ := json.Marshal(map[string]any{"token": jobToken, "state": "success", "checksum": "crc32:00000000"})
 			if c, hh, _ := n.raw("PUT", fmt.Sprintf("/jobs/%d", jobID), fin, map[string]string{"Content-Type": "application/json"}); c != 200 || hh.Get("Job-Status") != "success" {

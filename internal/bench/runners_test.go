@@ -24,7 +24,7 @@ func TestRunnersSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range reps {
-		if r.JobsPerSecond <= 0 || r.PickupP99 <= 0 || r.IngestMBps <= 0 || r.IngestCeilingMBps <= 0 || r.PacedAppendP99 <= 0 {
+		if r.JobsPerSecond <= 0 || r.JobsCeilingPerSecond <= 0 || r.PickupP99 <= 0 || r.IngestMBps <= 0 || r.IngestCeilingMBps <= 0 || r.PacedAppendP99 <= 0 {
 			t.Errorf("%+v", r)
 		}
 		if r.WritesPerIdlePoll != 0 {

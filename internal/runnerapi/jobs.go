@@ -14,6 +14,18 @@ import (
 	"gantry/internal/ci"
 )
 
+// jobToken is the job token a runner request carries: given in the body,
+// else the JOB-TOKEN header, else the token parameter.
+func jobToken(r *http.Request, fromBody string) string {
+	if fromBody != "" {
+		return fromBody
+	}
+	if token := r.Header.Get("Job-Token"); token != "" {
+		return token
+	}
+	return r.URL.Query().Get("token")
+}
+
 // jobFromToken resolves :job_id and checks the job token against it.
 // A job that is not executing answers 403 with its status in Job-Status.
 func (a *API) jobFromToken(r *http.Request, token string) (*ci.Job, error) {
@@ -21,12 +33,7 @@ func (a *API) jobFromToken(r *http.Request, token string) (*ci.Job, error) {
 	if err != nil || id <= 0 {
 		return nil, &apiError{status: http.StatusNotFound, body: map[string]string{"message": "404 Not Found"}}
 	}
-	if token == "" {
-		token = r.Header.Get("Job-Token")
-	}
-	if token == "" {
-		token = r.URL.Query().Get("token")
-	}
+	token = jobToken(r, token)
 	if token == "" {
 		return nil, fail(http.StatusForbidden, "403 Forbidden")
 	}
@@ -67,12 +74,14 @@ func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	if done, err := a.finishMine(w, r, &body); done || err != nil {
+		return err
+	}
 	ctx := r.Context()
 	job, err := a.jobFromToken(r, body.Token)
 	if err != nil {
 		return err
 	}
-	now := a.now()
 	switch body.State {
 	case "", "running", "pending":
 		if err := a.recordUpdate(ctx, job.ID); err != nil {
@@ -85,6 +94,50 @@ func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return &apiError{status: http.StatusBadRequest, body: map[string]string{"error": "state does not have a valid value"}}
 	}
+	err = a.finish(w, r, job.ID, &body, "")
+	if errors.Is(err, ci.ErrConflict) {
+		cur, _ := a.store.JobByID(ctx, job.ProjectID, job.ID)
+		if cur != nil {
+			a.statusHeaders(w, cur)
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	return err
+}
+
+// finishMine serves the usual final update, success or failure of a job
+// this node handed out, with the one statement that checks the token as
+// it ends the job; anything else (done false), including a refused token
+// or a job no longer running, takes the full path, which reads the job
+// first and answers as GitLab does.
+func (a *API) finishMine(w http.ResponseWriter, r *http.Request, body *updateBody) (done bool, err error) {
+	if body.State != "success" && body.State != "failed" {
+		return false, nil
+	}
+	id, perr := strconv.ParseInt(r.PathValue("job_id"), 10, 64)
+	token := jobToken(r, body.Token)
+	if perr != nil || token == "" {
+		return false, nil
+	}
+	a.mu.Lock()
+	_, mine := a.running[id]
+	a.mu.Unlock()
+	if !mine {
+		return false, nil
+	}
+	err = a.finish(w, r, id, body, ci.HashToken(token))
+	if errors.Is(err, ci.ErrNotFound) || errors.Is(err, ci.ErrConflict) {
+		return false, nil
+	}
+	return true, err
+}
+
+// finish ends the job in the body's state (success or failed) and
+// answers 200; with tokenDigest set, only if the job holds that token.
+// A job not running is ErrConflict, with nothing written to w.
+func (a *API) finish(w http.ResponseWriter, r *http.Request, jobID int64, body *updateBody, tokenDigest string) error {
+	ctx := r.Context()
 	state := ci.JobStatus(body.State)
 	var reason ci.FailureReason
 	if state == ci.StatusFailed {
@@ -95,24 +148,18 @@ func (a *API) handleUpdateJob(w http.ResponseWriter, r *http.Request) error {
 	}
 	var coverage *float64
 	if state == ci.StatusSuccess {
-		if expr := a.coverageExpr(ctx, job.ID); expr != "" {
-			coverage = a.coverage(ctx, job.ID, expr)
+		if expr := a.coverageExpr(ctx, jobID); expr != "" {
+			coverage = a.coverage(ctx, jobID, expr)
 		}
 	}
-	finished, err := a.store.FinishJob(ctx, finishParams(job.ID, state, reason, body.ExitCode, coverage, now))
-	if errors.Is(err, ci.ErrConflict) {
-		cur, _ := a.store.JobByID(ctx, job.ProjectID, job.ID)
-		if cur != nil {
-			a.statusHeaders(w, cur)
-		}
-		w.WriteHeader(http.StatusOK)
-		return nil
-	}
+	p := finishParams(jobID, state, reason, body.ExitCode, coverage, a.now())
+	p.TokenDigest = tokenDigest
+	finished, err := a.store.FinishJob(ctx, p)
 	if err != nil {
 		return err
 	}
-	a.forgetRunning(job.ID)
-	a.jobFinished(job.ID)
+	a.forgetRunning(jobID)
+	a.jobFinished(jobID)
 	if a.pipelines != nil {
 		a.pipelines.Enqueue(finished.PipelineID)
 	}

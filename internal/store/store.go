@@ -295,6 +295,9 @@ type FinishParams struct {
 	ExitCode      *int
 	Coverage      *float64
 	Now           time.Time
+	// TokenDigest, when set, must be the job's token digest; a job that
+	// does not hold it is ErrNotFound and is left as it was.
+	TokenDigest string
 }
 
 // RetryParams selects jobs to retry.

@@ -304,7 +304,8 @@ func (db *DB) FinishJob(ctx context.Context, p store.FinishParams) (*ci.Job, err
 	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		var status string
-		if err := tx.QueryRowContext(ctx, db.q(`SELECT status FROM jobs WHERE id = ?`), p.JobID).Scan(&status); err != nil {
+		where, args := tokenCond(p)
+		if err := tx.QueryRowContext(ctx, db.q(`SELECT status FROM jobs WHERE id = ?`+where), append([]any{p.JobID}, args...)...).Scan(&status); err != nil {
 			return db.translate(err)
 		}
 		to := p.State
@@ -336,7 +337,16 @@ func finishUpdate(p store.FinishParams, to ci.JobStatus) (string, []any) {
 	}
 	sets = append(sets, "exit_code = ?", "coverage = COALESCE(?, coverage)", "runner_updated_at = ?")
 	args = append(args, exit, cov, tm(p.Now), p.JobID)
-	return `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = ? AND status = ?`, args
+	where, tokenArgs := tokenCond(p)
+	return `UPDATE jobs SET ` + strings.Join(sets, ", ") + ` WHERE id = ?` + where + ` AND status = ?`, append(args, tokenArgs...)
+}
+
+// tokenCond is the condition FinishParams.TokenDigest adds, if any.
+func tokenCond(p store.FinishParams) (string, []any) {
+	if p.TokenDigest == "" {
+		return "", nil
+	}
+	return ` AND token_digest = ?`, []any{p.TokenDigest}
 }
 
 func (db *DB) TimedOutJobs(ctx context.Context, now time.Time, silentFor time.Duration) ([]*ci.Job, error) {

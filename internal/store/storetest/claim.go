@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -91,15 +92,8 @@ func init() { extra["AppendTraceAs"] = testAppendTraceAs }
 // the log as it was.
 func testAppendTraceAs(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	u, p, _ := seedProject(t, st)
-	pl := ok[*ci.Pipeline](t)(st.CreatePipeline(ctx, store.NewPipeline{
-		Pipeline: ci.Pipeline{ProjectID: p.ID, SHA: "abc", Ref: "main", Status: ci.StatusCreated, Source: ci.SourcePush, UserID: &u.ID, CreatedAt: t0, UpdatedAt: t0},
-		Jobs:     []store.NewJob{newJob("plain", 0, "on_success")},
-	}))
-	ok[*store.ProcessResult](t)(st.ProcessPipeline(ctx, pl.ID, t0.Add(time.Second), ci.ProcessPipeline))
-	r := ok[*ci.Runner](t)(st.InsertRunner(ctx, ci.Runner{Type: ci.InstanceRunner, Description: "r", RunUntagged: true, CreatedAt: t0}, "append-runner"))
-	c := ok[*store.Claimed](t)(st.ClaimNext(ctx, store.ClaimNextParams{ProjectID: p.ID, RunnerID: r.ID, RunUntagged: true, TokenDigest: "the-digest", DefaultTimeout: 3600, Now: t0.Add(2 * time.Second)}))
-	id := c.Job.ID
+	_, ids := claimedJobs(t, st, "the-digest")
+	id := ids[0]
 	if n, status, err := st.AppendTraceAs(ctx, id, "the-digest", 0, []byte("abc")); err != nil || n != 3 || status != ci.StatusRunning {
 		t.Fatalf("append: %d %s %v", n, status, err)
 	}
@@ -123,4 +117,58 @@ func testAppendTraceAs(t *testing.T, st store.Store) {
 	if b := ok[[]byte](t)(st.ReadTrace(ctx, id)); string(b) != "abcde" {
 		t.Fatalf("log %q", b)
 	}
+}
+
+func init() { extra["FinishJobWithToken"] = testFinishJobWithToken }
+
+// A finish that names the job's token digest ends the job only for the
+// holder of that token: any other digest is ErrNotFound and changes
+// nothing; a canceling job still ends canceled, an ended one conflicts.
+func testFinishJobWithToken(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	p, ids := claimedJobs(t, st, "digest-one", "digest-two")
+	one, two := ids[0], ids[1]
+	finish := func(id int64, digest string) (*ci.Job, error) {
+		return st.FinishJob(ctx, store.FinishParams{JobID: id, State: ci.StatusSuccess, Now: t0.Add(3 * time.Second), TokenDigest: digest})
+	}
+	if _, err := finish(one, "digest-two"); !errors.Is(err, ci.ErrNotFound) {
+		t.Fatalf("another job's token: %v", err)
+	}
+	if j := ok[*ci.Job](t)(st.JobByID(ctx, p.ID, one)); j.Status != ci.StatusRunning || j.FinishedAt != nil {
+		t.Fatalf("a refused finish changed the job: %s", j.Status)
+	}
+	if j := ok[*ci.Job](t)(finish(one, "digest-one")); j.Status != ci.StatusSuccess || j.FinishedAt == nil {
+		t.Fatalf("finished as %s", j.Status)
+	}
+	if _, err := finish(one, "digest-one"); !errors.Is(err, ci.ErrConflict) {
+		t.Fatalf("finishing an ended job: %v", err)
+	}
+	ok[*ci.Job](t)(st.TransitionJob(ctx, store.TransitionParams{JobID: two, From: ci.StatusRunning, To: ci.StatusCanceling, Now: t0.Add(3 * time.Second)}))
+	if _, err := finish(two, "digest-one"); !errors.Is(err, ci.ErrNotFound) {
+		t.Fatalf("a canceling job, another token: %v", err)
+	}
+	if j := ok[*ci.Job](t)(finish(two, "digest-two")); j.Status != ci.StatusCanceled {
+		t.Fatalf("a canceling job finished as %s", j.Status)
+	}
+}
+
+// claimedJobs seeds a project with one pipeline of len(digests) jobs and
+// claims them in order, each with its token digest.
+func claimedJobs(t *testing.T, st store.Store, digests ...string) (*ci.Project, []int64) {
+	t.Helper()
+	ctx := context.Background()
+	u, p, _ := seedProject(t, st)
+	np := store.NewPipeline{Pipeline: ci.Pipeline{ProjectID: p.ID, SHA: "abc", Ref: "main", Status: ci.StatusCreated, Source: ci.SourcePush, UserID: &u.ID, CreatedAt: t0, UpdatedAt: t0}}
+	for i := range digests {
+		np.Jobs = append(np.Jobs, newJob("job"+strconv.Itoa(i), 0, "on_success"))
+	}
+	pl := ok[*ci.Pipeline](t)(st.CreatePipeline(ctx, np))
+	ok[*store.ProcessResult](t)(st.ProcessPipeline(ctx, pl.ID, t0.Add(time.Second), ci.ProcessPipeline))
+	r := ok[*ci.Runner](t)(st.InsertRunner(ctx, ci.Runner{Type: ci.InstanceRunner, Description: "r", RunUntagged: true, CreatedAt: t0}, "claimed-jobs-runner"))
+	var ids []int64
+	for _, digest := range digests {
+		c := ok[*store.Claimed](t)(st.ClaimNext(ctx, store.ClaimNextParams{ProjectID: p.ID, RunnerID: r.ID, RunUntagged: true, TokenDigest: digest, DefaultTimeout: 3600, Now: t0.Add(2 * time.Second)}))
+		ids = append(ids, c.Job.ID)
+	}
+	return p, ids
 }
