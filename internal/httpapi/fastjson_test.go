@@ -75,19 +75,3 @@ func TestAppendISOMillisMatchesLayout(t *testing.T) {
 		}
 	}
 }
-
-func TestAppendJSONFloatMatchesEncoder(t *testing.T) {
-	vals := []float64{0, 1, -1, 0.5, 1e-6, 9.99e-7, 1e-7, 1.5e-9, 1e20, 1e21, 1.234e22, -3e-12, 123.456, 2.1e-308, 1.7976931348623157e308}
-	for i := 0; i < 2000; i++ {
-		vals = append(vals, float64(i)*0.137-50, float64(i)*1e-9, float64(i)*7.3e18)
-	}
-	for _, v := range vals {
-		want, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendJSONFloat(nil, v); string(got) != string(want) {
-			t.Fatalf("%v: got %s, want %s", v, got, want)
-		}
-	}
-}

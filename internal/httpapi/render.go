@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gantry/internal/ci"
+	"gantry/internal/jsonw"
 )
 
 // jobContext holds what rendering a batch of jobs needs, loaded with one
@@ -242,13 +243,13 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 	b = append(b, `{"id":`...)
 	b = strconv.AppendInt(b, j.ID, 10)
 	b = append(b, `,"status":`...)
-	b = appendStr(b, string(j.Status))
+	b = jsonw.String(b, string(j.Status))
 	b = append(b, `,"stage":`...)
-	b = appendStr(b, j.Stage)
+	b = jsonw.String(b, j.Stage)
 	b = append(b, `,"name":`...)
-	b = appendStr(b, j.Name)
+	b = jsonw.String(b, j.Name)
 	b = append(b, `,"ref":`...)
-	b = appendStr(b, j.Ref)
+	b = jsonw.String(b, j.Ref)
 	b = append(b, `,"tag":`...)
 	b = appendBool(b, j.Tag)
 	b = append(b, `,"coverage":`...)
@@ -283,20 +284,20 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 	b = append(b, pipeline...)
 	if reason := failureReason(j); reason != "" {
 		b = append(b, `,"failure_reason":`...)
-		b = appendStr(b, reason)
+		b = jsonw.String(b, reason)
 	}
 	if jc.jobsURL == "" {
 		jc.jobsURL = a.projectURL(jc.project) + "/-/jobs/"
 	}
 	b = append(b, `,"web_url":`...)
-	b = appendStr(b, jc.jobsURL+strconv.FormatInt(j.ID, 10))
+	b = jsonw.String(b, jc.jobsURL+strconv.FormatInt(j.ID, 10))
 	b = append(b, `,"project":{"ci_job_token_scope_enabled":`...)
 	b = appendBool(b, jc.project.CIJobTokenScopeEnabled)
 	b = append(b, '}')
 	arts := jc.artifacts[j.ID]
 	if file := archiveFile(jc, j); file != nil {
 		b = append(b, `,"artifacts_file":{"filename":`...)
-		b = appendStr(b, file.Filename)
+		b = jsonw.String(b, file.Filename)
 		b = append(b, `,"size":`...)
 		b = strconv.AppendInt(b, file.Size, 10)
 		b = append(b, '}')
@@ -307,13 +308,13 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, `{"file_type":`...)
-		b = appendStr(b, art.FileType)
+		b = jsonw.String(b, art.FileType)
 		b = append(b, `,"size":`...)
 		b = strconv.AppendInt(b, art.Size, 10)
 		b = append(b, `,"filename":`...)
-		b = appendStr(b, art.Filename)
+		b = jsonw.String(b, art.Filename)
 		b = append(b, `,"file_format":`...)
-		b = appendStr(b, art.FileFormat)
+		b = jsonw.String(b, art.FileFormat)
 		b = append(b, '}')
 	}
 	b = append(b, `],"runner":`...)
@@ -329,7 +330,7 @@ func (a *API) appendJob(b []byte, jc *jobContext, j *ci.Job) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendStr(b, t)
+		b = jsonw.String(b, t)
 	}
 	return append(b, "]}"...)
 }

@@ -63,9 +63,9 @@ type jobPayload struct {
 	ID            int64               `json:"id"`
 	Token         string              `json:"token"`
 	AllowGitFetch bool                `json:"allow_git_fetch"`
-	JobInfo       map[string]any      `json:"job_info"`
-	GitInfo       map[string]any      `json:"git_info"`
-	RunnerInfo    map[string]any      `json:"runner_info"`
+	JobInfo       payloadJobInfo      `json:"job_info"`
+	GitInfo       payloadGitInfo      `json:"git_info"`
+	RunnerInfo    payloadRunnerInfo   `json:"runner_info"`
 	Variables     []payloadVariable   `json:"variables"`
 	Steps         []payloadStep       `json:"steps"`
 	Image         *payloadImage       `json:"image"`
@@ -74,7 +74,44 @@ type jobPayload struct {
 	Cache         []any               `json:"cache"`
 	Credentials   []any               `json:"credentials"`
 	Dependencies  []payloadDependency `json:"dependencies"`
-	Features      map[string]any      `json:"features"`
+	Features      payloadFeatures     `json:"features"`
+}
+
+type payloadJobInfo struct {
+	ID                 int64   `json:"id"`
+	Name               string  `json:"name"`
+	Stage              string  `json:"stage"`
+	ProjectID          int64   `json:"project_id"`
+	ProjectName        string  `json:"project_name"`
+	ProjectFullPath    string  `json:"project_full_path"`
+	NamespaceID        int64   `json:"namespace_id"`
+	PipelineID         int64   `json:"pipeline_id"`
+	UserID             *int64  `json:"user_id"`
+	TimeInQueueSeconds float64 `json:"time_in_queue_seconds"`
+	// GitLab sends this count as a string.
+	InstanceRunnersJobs string `json:"project_jobs_running_on_instance_runners_count"`
+}
+
+type payloadGitInfo struct {
+	RepoURL          string   `json:"repo_url"`
+	RepoObjectFormat string   `json:"repo_object_format"`
+	Ref              string   `json:"ref"`
+	SHA              string   `json:"sha"`
+	BeforeSHA        string   `json:"before_sha"`
+	RefType          string   `json:"ref_type"`
+	Protected        bool     `json:"protected"`
+	Refspecs         []string `json:"refspecs"`
+	Depth            int      `json:"depth"`
+}
+
+type payloadRunnerInfo struct {
+	Timeout int `json:"timeout"`
+}
+
+type payloadFeatures struct {
+	TraceSections     bool     `json:"trace_sections"`
+	TokenMaskPrefixes []string `json:"token_mask_prefixes"`
+	FailureReasons    []string `json:"failure_reasons"`
 }
 
 // payload builds what the runner needs to run job.
@@ -120,20 +157,18 @@ func (a *API) payload(ctx context.Context, c *claimedJob, runner *ci.Runner) (*j
 	}
 	p := &jobPayload{
 		ID: job.ID, Token: token,
-		JobInfo: map[string]any{"id": job.ID, "name": job.Name, "stage": job.Stage, "project_id": project.ID, "project_name": project.Name,
-			"project_full_path": project.FullPath, "namespace_id": project.NamespaceID, "pipeline_id": pl.ID, "user_id": job.UserID,
-			"time_in_queue_seconds": queued(job), "project_jobs_running_on_instance_runners_count": "0"},
-		GitInfo: map[string]any{"repo_url": repo.String(), "repo_object_format": "sha1", "ref": pl.Ref, "sha": pl.SHA, "before_sha": pl.BeforeSHA,
-			"ref_type": refType, "protected": pl.Protected, "refspecs": []string{"+" + pl.SHA + ":refs/pipelines/" + strconv.FormatInt(pl.ID, 10), refspec}, "depth": 20},
-		RunnerInfo:   map[string]any{"timeout": timeout},
+		JobInfo: payloadJobInfo{ID: job.ID, Name: job.Name, Stage: job.Stage, ProjectID: project.ID, ProjectName: project.Name,
+			ProjectFullPath: project.FullPath, NamespaceID: project.NamespaceID, PipelineID: pl.ID, UserID: job.UserID,
+			TimeInQueueSeconds: queued(job), InstanceRunnersJobs: "0"},
+		GitInfo: payloadGitInfo{RepoURL: repo.String(), RepoObjectFormat: "sha1", Ref: pl.Ref, SHA: pl.SHA, BeforeSHA: pl.BeforeSHA,
+			RefType: refType, Protected: pl.Protected, Refspecs: []string{"+" + pl.SHA + ":refs/pipelines/" + strconv.FormatInt(pl.ID, 10), refspec}, Depth: 20},
+		RunnerInfo:   payloadRunnerInfo{Timeout: timeout},
 		Services:     []payloadImage{},
 		Artifacts:    []payloadArtifact{},
 		Cache:        []any{},
 		Credentials:  []any{},
 		Dependencies: []payloadDependency{},
-		Features: map[string]any{"trace_sections": true, "token_mask_prefixes": []string{ci.JobTokenPrefix, ci.PersonalTokenPrefix, ci.RunnerTokenPrefix},
-			"failure_reasons": []string{string(ci.FailureUnknown), string(ci.FailureScript), string(ci.FailureRunnerSystem), string(ci.FailureJobExecutionTimeout),
-				string(ci.FailureAPI), string(ci.FailureStuckOrTimeout), "image_pull_failure"}},
+		Features:     payloadFeatures{TraceSections: true, TokenMaskPrefixes: tokenMaskPrefixes, FailureReasons: failureReasons},
 	}
 	p.Variables = a.variables(ctx, project, pl, c, spec, repo.String())
 	script := append(append([]string{}, spec.BeforeScript...), spec.Script...)
@@ -170,6 +205,12 @@ func (a *API) payload(ctx context.Context, c *claimedJob, runner *ci.Runner) (*j
 	p.Dependencies = deps
 	return p, nil
 }
+
+var (
+	tokenMaskPrefixes = []string{ci.JobTokenPrefix, ci.PersonalTokenPrefix, ci.RunnerTokenPrefix}
+	failureReasons    = []string{string(ci.FailureUnknown), string(ci.FailureScript), string(ci.FailureRunnerSystem), string(ci.FailureJobExecutionTimeout),
+		string(ci.FailureAPI), string(ci.FailureStuckOrTimeout), "image_pull_failure"}
+)
 
 func nonNilStrings(s []string) []string {
 	if s == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 
 	"gantry/internal/ci"
@@ -106,13 +107,20 @@ func (a *API) handleRequest(w http.ResponseWriter, r *http.Request) error {
 		}
 		if claimed != nil {
 			payload, err := a.payload(ctx, claimed, runner)
+			var body []byte
+			if err == nil {
+				body, err = payload.appendJSON(make([]byte, 0, 8<<10))
+			}
 			if err != nil {
 				// The job is the runner's already: keep it for its retry
 				// rather than leave it running with nobody on it.
 				a.keepUndelivered(runner.ID, claimed)
 				return err
 			}
-			writeJSON(w, http.StatusCreated, payload)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write(body)
 			return nil
 		}
 		if !hold || runner.Paused {
