@@ -120,10 +120,7 @@ func (a *API) finishMine(w http.ResponseWriter, r *http.Request, body *updateBod
 	if perr != nil || token == "" {
 		return false, nil
 	}
-	a.mu.Lock()
-	_, mine := a.running[id]
-	a.mu.Unlock()
-	if !mine {
+	if !a.handedOutHere(id) {
 		return false, nil
 	}
 	err = a.finish(w, r, id, body, ci.HashToken(token))
@@ -262,11 +259,8 @@ func (a *API) appendFast(w http.ResponseWriter, r *http.Request) (done bool, err
 	if perr != nil || token == "" {
 		return false, nil
 	}
-	a.mu.Lock()
-	_, mine := a.running[id]
-	a.mu.Unlock()
 	start, end, ok := parseContentRange(r.Header.Get("Content-Range"))
-	if !mine || !ok || r.ContentLength <= 0 || r.ContentLength > maxTraceChunk || (end >= 0 && end-start+1 != r.ContentLength) {
+	if !a.handedOutHere(id) || !ok || r.ContentLength <= 0 || r.ContentLength > maxTraceChunk || (end >= 0 && end-start+1 != r.ContentLength) {
 		return false, nil
 	}
 	data := make([]byte, r.ContentLength)
@@ -343,6 +337,15 @@ func (a *API) handedOut(jobID int64, contact time.Time, coverageExpr string) {
 	a.mu.Lock()
 	a.putRunningLocked(jobID, runningJob{contact: contact, coverage: coverageExpr, coverageKnown: true})
 	a.mu.Unlock()
+}
+
+// handedOutHere tells whether this node handed the job out and it has not
+// ended through this node since.
+func (a *API) handedOutHere(jobID int64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.running[jobID]
+	return ok
 }
 
 // forgetRunning drops what was kept about a job.
