@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"encoding/json"
-	"strconv"
 	"time"
 
 	"gantry/internal/jsonw"
@@ -62,8 +61,6 @@ func appendFloatPtr(b []byte, f *float64) []byte {
 	}
 	return jsonw.Float(b, *f)
 }
-
-func appendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
 
 func appendRaw(b []byte, r json.RawMessage) []byte {
 	if len(r) == 0 {

@@ -83,3 +83,43 @@ func Float(b []byte, f float64) []byte {
 	}
 	return b
 }
+
+// Key appends ,"name": (a name needs no escaping: callers pass literals).
+func Key(b []byte, name string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	return append(b, '"', ':')
+}
+
+// Field appends ,"name":"value".
+func Field(b []byte, name, value string) []byte {
+	return String(Key(b, name), value)
+}
+
+// Fields appends ,"name":"value" for each name and value in turn.
+func Fields(b []byte, namesAndValues ...string) []byte {
+	for i := 0; i+1 < len(namesAndValues); i += 2 {
+		b = Field(b, namesAndValues[i], namesAndValues[i+1])
+	}
+	return b
+}
+
+// BoolField appends ,"name":true or false.
+func BoolField(b []byte, name string, v bool) []byte {
+	return strconv.AppendBool(Key(b, name), v)
+}
+
+// Strings appends a string array, null when nil.
+func Strings(b []byte, v []string) []byte {
+	if v == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = String(b, s)
+	}
+	return append(b, ']')
+}

@@ -22,12 +22,12 @@ func (p *jobPayload) appendJSON(b []byte) ([]byte, error) {
 	ji := &p.JobInfo
 	b = append(b, `,"job_info":{"id":`...)
 	b = strconv.AppendInt(b, ji.ID, 10)
-	b = field(b, "name", ji.Name)
-	b = field(b, "stage", ji.Stage)
+	b = jsonw.Field(b, "name", ji.Name)
+	b = jsonw.Field(b, "stage", ji.Stage)
 	b = append(b, `,"project_id":`...)
 	b = strconv.AppendInt(b, ji.ProjectID, 10)
-	b = field(b, "project_name", ji.ProjectName)
-	b = field(b, "project_full_path", ji.ProjectFullPath)
+	b = jsonw.Field(b, "project_name", ji.ProjectName)
+	b = jsonw.Field(b, "project_full_path", ji.ProjectFullPath)
 	b = append(b, `,"namespace_id":`...)
 	b = strconv.AppendInt(b, ji.NamespaceID, 10)
 	b = append(b, `,"pipeline_id":`...)
@@ -40,16 +40,16 @@ func (p *jobPayload) appendJSON(b []byte) ([]byte, error) {
 	}
 	b = append(b, `,"time_in_queue_seconds":`...)
 	b = jsonw.Float(b, ji.TimeInQueueSeconds)
-	b = field(b, "project_jobs_running_on_instance_runners_count", ji.InstanceRunnersJobs)
+	b = jsonw.Field(b, "project_jobs_running_on_instance_runners_count", ji.InstanceRunnersJobs)
 
 	gi := &p.GitInfo
 	b = append(b, `},"git_info":{"repo_url":`...)
 	b = jsonw.String(b, gi.RepoURL)
-	b = fields(b, "repo_object_format", gi.RepoObjectFormat, "ref", gi.Ref, "sha", gi.SHA, "before_sha", gi.BeforeSHA, "ref_type", gi.RefType)
+	b = jsonw.Fields(b, "repo_object_format", gi.RepoObjectFormat, "ref", gi.Ref, "sha", gi.SHA, "before_sha", gi.BeforeSHA, "ref_type", gi.RefType)
 	b = append(b, `,"protected":`...)
 	b = strconv.AppendBool(b, gi.Protected)
 	b = append(b, `,"refspecs":`...)
-	b = stringList(b, gi.Refspecs)
+	b = jsonw.Strings(b, gi.Refspecs)
 	b = append(b, `,"depth":`...)
 	b = strconv.AppendInt(b, int64(gi.Depth), 10)
 
@@ -60,11 +60,11 @@ func (p *jobPayload) appendJSON(b []byte) ([]byte, error) {
 	b = list(b, p.Variables, func(b []byte, v *payloadVariable) []byte {
 		b = append(b, `{"key":`...)
 		b = jsonw.String(b, v.Key)
-		b = field(b, "value", v.Value)
-		b = flag(b, "public", v.Public)
-		b = flag(b, "masked", v.Masked)
-		b = flag(b, "file", v.File)
-		b = flag(b, "raw", v.Raw)
+		b = jsonw.Field(b, "value", v.Value)
+		b = jsonw.BoolField(b, "public", v.Public)
+		b = jsonw.BoolField(b, "masked", v.Masked)
+		b = jsonw.BoolField(b, "file", v.File)
+		b = jsonw.BoolField(b, "raw", v.Raw)
 		return append(b, '}')
 	})
 	b = append(b, `,"steps":`...)
@@ -72,11 +72,11 @@ func (p *jobPayload) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `{"name":`...)
 		b = jsonw.String(b, s.Name)
 		b = append(b, `,"script":`...)
-		b = stringList(b, s.Script)
+		b = jsonw.Strings(b, s.Script)
 		b = append(b, `,"timeout":`...)
 		b = strconv.AppendInt(b, int64(s.Timeout), 10)
-		b = field(b, "when", s.When)
-		b = flag(b, "allow_failure", s.AllowFailure)
+		b = jsonw.Field(b, "when", s.When)
+		b = jsonw.BoolField(b, "allow_failure", s.AllowFailure)
 		return append(b, '}')
 	})
 	b = append(b, `,"image":`...)
@@ -91,12 +91,12 @@ func (p *jobPayload) appendJSON(b []byte) ([]byte, error) {
 	b = list(b, p.Artifacts, func(b []byte, a *payloadArtifact) []byte {
 		b = append(b, `{"name":`...)
 		b = jsonw.String(b, a.Name)
-		b = flag(b, "untracked", a.Untracked)
+		b = jsonw.BoolField(b, "untracked", a.Untracked)
 		b = append(b, `,"paths":`...)
-		b = stringList(b, a.Paths)
+		b = jsonw.Strings(b, a.Paths)
 		b = append(b, `,"exclude":`...)
-		b = stringList(b, a.Exclude)
-		b = fields(b, "when", a.When, "artifact_type", a.ArtifactType, "artifact_format", a.ArtifactFormat, "expire_in", a.ExpireIn)
+		b = jsonw.Strings(b, a.Exclude)
+		b = jsonw.Fields(b, "when", a.When, "artifact_type", a.ArtifactType, "artifact_format", a.ArtifactFormat, "expire_in", a.ExpireIn)
 		return append(b, '}')
 	})
 	// Cache and credentials are free-form; encoding/json writes them.
@@ -104,9 +104,7 @@ func (p *jobPayload) appendJSON(b []byte) ([]byte, error) {
 		name string
 		v    []any
 	}{{"cache", p.Cache}, {"credentials", p.Credentials}} {
-		b = append(b, ',', '"')
-		b = append(b, part.name...)
-		b = append(b, '"', ':')
+		b = jsonw.Key(b, part.name)
 		if part.v != nil && len(part.v) == 0 {
 			b = append(b, '[', ']')
 			continue
@@ -121,8 +119,8 @@ func (p *jobPayload) appendJSON(b []byte) ([]byte, error) {
 	b = list(b, p.Dependencies, func(b []byte, d *payloadDependency) []byte {
 		b = append(b, `{"id":`...)
 		b = strconv.AppendInt(b, d.ID, 10)
-		b = field(b, "name", d.Name)
-		b = field(b, "token", d.Token)
+		b = jsonw.Field(b, "name", d.Name)
+		b = jsonw.Field(b, "token", d.Token)
 		b = append(b, `,"artifacts_file":{"filename":`...)
 		b = jsonw.String(b, d.ArtifactsFile.Filename)
 		b = append(b, `,"size":`...)
@@ -133,9 +131,9 @@ func (p *jobPayload) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"features":{"trace_sections":`...)
 	b = strconv.AppendBool(b, f.TraceSections)
 	b = append(b, `,"token_mask_prefixes":`...)
-	b = stringList(b, f.TokenMaskPrefixes)
+	b = jsonw.Strings(b, f.TokenMaskPrefixes)
 	b = append(b, `,"failure_reasons":`...)
-	b = stringList(b, f.FailureReasons)
+	b = jsonw.Strings(b, f.FailureReasons)
 	return append(b, '}', '}'), nil
 }
 
@@ -143,59 +141,17 @@ func appendImage(b []byte, im *payloadImage) []byte {
 	b = append(b, `{"name":`...)
 	b = jsonw.String(b, im.Name)
 	if im.Alias != "" {
-		b = field(b, "alias", im.Alias)
+		b = jsonw.Field(b, "alias", im.Alias)
 	}
 	for _, opt := range []struct {
 		name string
 		v    []string
 	}{{"command", im.Command}, {"entrypoint", im.Entrypoint}, {"pull_policy", im.PullPolicy}} {
 		if len(opt.v) > 0 { // omitempty
-			b = append(b, ',', '"')
-			b = append(b, opt.name...)
-			b = append(b, '"', ':')
-			b = stringList(b, opt.v)
+			b = jsonw.Strings(jsonw.Key(b, opt.name), opt.v)
 		}
 	}
 	return append(b, '}')
-}
-
-// field appends ,"name":"value".
-func field(b []byte, name, value string) []byte {
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return jsonw.String(b, value)
-}
-
-// fields appends ,"name":"value" for each name and value in turn.
-func fields(b []byte, namesAndValues ...string) []byte {
-	for i := 0; i+1 < len(namesAndValues); i += 2 {
-		b = field(b, namesAndValues[i], namesAndValues[i+1])
-	}
-	return b
-}
-
-// flag appends ,"name":true or false.
-func flag(b []byte, name string, v bool) []byte {
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':')
-	return strconv.AppendBool(b, v)
-}
-
-// stringList appends a string array, null when nil.
-func stringList(b []byte, v []string) []byte {
-	if v == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, s := range v {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = jsonw.String(b, s)
-	}
-	return append(b, ']')
 }
 
 // list appends an array of elements written by each, null when nil.
